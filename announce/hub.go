@@ -1,0 +1,361 @@
+package announce
+
+import (
+	"context"
+	"errors"
+	"hash/maphash"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Config configures a Hub. Zero fields take the defaults.
+type Config struct {
+	Store      Store // required
+	History    int   // messages kept per channel (DefaultHistory)
+	MaxMessage int   // largest content in bytes (DefaultMaxMessage)
+	Queue      int   // an observer's queue limit (DefaultQueue)
+	// Broker, when set, is built with the hub as its sink and carries
+	// messages between nodes.
+	Broker func(BrokerSink) (Broker, error)
+	// IdleTimeout is how long a channel without observers stays cached (1m).
+	IdleTimeout time.Duration
+	Logger      *slog.Logger
+}
+
+// Hub holds the channels by name and publishes through the Store.
+type Hub struct {
+	store      Store
+	broker     Broker
+	history    int
+	maxMessage int
+	queue      int
+	idle       time.Duration
+	gapGrace   time.Duration
+	log        *slog.Logger
+	stats      Stats
+
+	seed   maphash.Seed
+	shards [32]shard
+
+	closed    atomic.Bool
+	stop      chan struct{}
+	janitorWG sync.WaitGroup
+}
+
+type shard struct {
+	mu       sync.Mutex
+	channels map[string]*Channel
+}
+
+// Stats are the hub's running counters, read by the metrics endpoint.
+type Stats struct {
+	published     atomic.Uint64
+	slowConsumers atomic.Uint64
+	gapsFilled    atomic.Uint64
+	delivered     [numTransports]atomic.Uint64
+	observers     [numTransports]atomic.Int64
+}
+
+// Published counts accepted publishes.
+func (s *Stats) Published() uint64 { return s.published.Load() }
+
+// SlowConsumers counts observers cut for a full queue.
+func (s *Stats) SlowConsumers() uint64 { return s.slowConsumers.Load() }
+
+// GapsFilled counts messages recovered from the store after a gap.
+func (s *Stats) GapsFilled() uint64 { return s.gapsFilled.Load() }
+
+// Delivered counts messages queued to observers of transport t.
+func (s *Stats) Delivered(t Transport) uint64 { return s.delivered[t].Load() }
+
+// Observers counts registered observers of transport t.
+func (s *Stats) Observers(t Transport) int64 { return s.observers[t].Load() }
+
+// NewHub validates cfg, fills its defaults and starts the hub.
+func NewHub(cfg Config) (*Hub, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("announce: Config.Store is required")
+	}
+	h := &Hub{
+		store:      cfg.Store,
+		history:    positive(cfg.History, DefaultHistory),
+		maxMessage: positive(cfg.MaxMessage, DefaultMaxMessage),
+		queue:      positive(cfg.Queue, DefaultQueue),
+		idle:       cfg.IdleTimeout,
+		gapGrace:   200 * time.Millisecond,
+		log:        cfg.Logger,
+		seed:       maphash.MakeSeed(),
+		stop:       make(chan struct{}),
+	}
+	if h.idle <= 0 {
+		h.idle = time.Minute
+	}
+	if h.log == nil {
+		h.log = slog.New(slog.DiscardHandler)
+	}
+	for i := range h.shards {
+		h.shards[i].channels = make(map[string]*Channel)
+	}
+	if cfg.Broker != nil {
+		b, err := cfg.Broker(h)
+		if err != nil {
+			return nil, err
+		}
+		h.broker = b
+	}
+	h.janitorWG.Add(1)
+	go h.janitor()
+	return h, nil
+}
+
+func positive(v, def int) int {
+	if v > 0 {
+		return v
+	}
+	return def
+}
+
+// Stats returns the hub's counters.
+func (h *Hub) Stats() *Stats { return &h.stats }
+
+// MaxMessage is the largest content the hub accepts, in bytes.
+func (h *Hub) MaxMessage() int { return h.maxMessage }
+
+// QueueLimit is the queue limit for new observers.
+func (h *Hub) QueueLimit() int { return h.queue }
+
+// Store returns the hub's store.
+func (h *Hub) Store() Store { return h.store }
+
+func (h *Hub) shard(name string) *shard {
+	return &h.shards[maphash.String(h.seed, name)%uint64(len(h.shards))]
+}
+
+// Channel returns the named channel, loading its state from the store the
+// first time. The name must be valid.
+func (h *Hub) Channel(ctx context.Context, name string) (*Channel, error) {
+	if err := ValidateChannel(name); err != nil {
+		return nil, err
+	}
+	if h.closed.Load() {
+		return nil, ErrClosed
+	}
+	s := h.shard(name)
+	s.mu.Lock()
+	c, ok := s.channels[name]
+	if !ok {
+		c = &Channel{name: name, hub: h, ready: make(chan struct{})}
+		s.channels[name] = c
+	}
+	s.mu.Unlock()
+	if ok {
+		select {
+		case <-c.ready:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		if c.err != nil {
+			return nil, c.err
+		}
+		return c, nil
+	}
+	// This caller loads; the channel is already in the map, so any message
+	// committed after the read below is delivered to it and kept in pending.
+	c.err = h.loadChannel(ctx, c)
+	if c.err != nil {
+		s.mu.Lock()
+		delete(s.channels, name)
+		s.mu.Unlock()
+	}
+	close(c.ready)
+	return c, c.err
+}
+
+func (h *Hub) loadChannel(ctx context.Context, c *Channel) error {
+	if h.broker != nil {
+		if err := h.broker.Watch(ctx, c.name); err != nil {
+			return err
+		}
+	}
+	msgs, err := h.store.Since(ctx, c.name, 0, h.history)
+	if err != nil {
+		return err
+	}
+	c.load(msgs)
+	return nil
+}
+
+// lookup returns a loaded channel if the hub has it.
+func (h *Hub) lookup(name string) *Channel {
+	s := h.shard(name)
+	s.mu.Lock()
+	c := s.channels[name]
+	s.mu.Unlock()
+	return c
+}
+
+// Subscribe registers o on the named channel and returns its replay (see
+// Channel.subscribe). since == nil means no cursor.
+func (h *Hub) Subscribe(ctx context.Context, name string, o *Observer, since *uint64) (*Channel, Replay, error) {
+	for {
+		c, err := h.Channel(ctx, name)
+		if err != nil {
+			return nil, Replay{}, err
+		}
+		if r, ok := c.subscribe(o, since); ok {
+			return c, r, nil
+		}
+	}
+}
+
+// Wait is the long-poll entry: it returns the message to answer at once, or
+// registers o (and returns nil) to be woken by the next message.
+func (h *Hub) Wait(ctx context.Context, name string, o *Observer, since *uint64) (*Channel, *Envelope, error) {
+	for {
+		c, err := h.Channel(ctx, name)
+		if err != nil {
+			return nil, nil, err
+		}
+		if e, ok := c.wait(o, since); ok {
+			return c, e, nil
+		}
+	}
+}
+
+// Publish validates content, has the store commit it, and only then
+// delivers it to this node's observers.
+func (h *Hub) Publish(ctx context.Context, name, content string) (*Envelope, error) {
+	if err := ValidateChannel(name); err != nil {
+		return nil, err
+	}
+	if err := ValidateContent(content, h.maxMessage); err != nil {
+		return nil, err
+	}
+	if h.closed.Load() {
+		return nil, ErrClosed
+	}
+	m, err := h.store.Append(ctx, name, content, time.Now().Truncate(time.Microsecond))
+	if err != nil {
+		return nil, err
+	}
+	h.stats.published.Add(1)
+	e := NewEnvelope(m)
+	if c := h.lookup(name); c != nil {
+		c.deliver(e)
+	}
+	return e, nil
+}
+
+// Deliver implements BrokerSink: a message from any node reaches this node's observers.
+func (h *Hub) Deliver(m Message) {
+	c := h.lookup(m.Channel)
+	if c == nil || m.ID <= c.lastID() {
+		return // not watched here, or already delivered
+	}
+	c.deliver(NewEnvelope(m))
+}
+
+// Resync implements BrokerSink: recover what the channel may have missed.
+func (h *Hub) Resync(channel string) {
+	if c := h.lookup(channel); c != nil {
+		go h.fill(c)
+	}
+}
+
+// fill reads the messages after the channel's current id from the store and
+// applies them, closing any gap.
+func (h *Hub) fill(c *Channel) {
+	c.mu.Lock()
+	c.filling = false
+	c.mu.Unlock()
+	last := c.lastID()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	msgs, err := h.store.Since(ctx, c.name, last, 0)
+	if err != nil {
+		h.log.Warn("gap fill failed; retrying", "channel", c.name, "err", err)
+		c.mu.Lock()
+		if len(c.pending) > 0 {
+			c.scheduleFill()
+		}
+		c.mu.Unlock()
+		return
+	}
+	for _, m := range msgs {
+		if m.ID > c.lastID() {
+			h.stats.gapsFilled.Add(1)
+			c.deliver(NewEnvelope(m))
+		}
+	}
+}
+
+// janitor drops channels that had no observers for the idle timeout, so
+// memory follows the live channels and a broker stops watching idle ones.
+func (h *Hub) janitor() {
+	defer h.janitorWG.Done()
+	t := time.NewTicker(h.idle / 2)
+	defer t.Stop()
+	for {
+		select {
+		case <-h.stop:
+			return
+		case now := <-t.C:
+			h.evictIdle(now)
+		}
+	}
+}
+
+func (h *Hub) evictIdle(now time.Time) {
+	for i := range h.shards {
+		s := &h.shards[i]
+		s.mu.Lock()
+		for name, c := range s.channels {
+			select {
+			case <-c.ready:
+			default:
+				continue
+			}
+			c.mu.Lock()
+			idle := len(c.observers) == 0 && len(c.pending) == 0 && !c.filling && now.Sub(c.idleSince) >= h.idle
+			if idle {
+				c.evicted = true
+				delete(s.channels, name)
+			}
+			c.mu.Unlock()
+			if idle && h.broker != nil {
+				// Under the shard lock, so a new subscriber's Watch of the
+				// same name cannot run before this Unwatch.
+				h.broker.Unwatch(name)
+			}
+		}
+		s.mu.Unlock()
+	}
+}
+
+// Close stops the hub: new publishes and subscriptions fail with ErrClosed
+// and every observer is closed with ErrShutdown. The store is the caller's.
+func (h *Hub) Close(ctx context.Context) error {
+	if h.closed.Swap(true) {
+		return nil
+	}
+	close(h.stop)
+	h.janitorWG.Wait()
+	for i := range h.shards {
+		s := &h.shards[i]
+		s.mu.Lock()
+		chans := make([]*Channel, 0, len(s.channels))
+		for _, c := range s.channels {
+			chans = append(chans, c)
+		}
+		s.mu.Unlock()
+		for _, c := range chans {
+			c.closeAll(ErrShutdown)
+		}
+	}
+	if h.broker != nil {
+		return h.broker.Close()
+	}
+	return ctx.Err()
+}

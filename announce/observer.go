@@ -1,0 +1,113 @@
+package announce
+
+import "sync"
+
+// Transport names how an observer is attached.
+type Transport uint8
+
+// The transports, side by side on every channel.
+const (
+	Poll Transport = iota
+	SSE
+	WebSocket
+	numTransports
+)
+
+// Transports lists every transport, for counting.
+var Transports = [numTransports]Transport{Poll, SSE, WebSocket}
+
+func (t Transport) String() string {
+	switch t {
+	case Poll:
+		return "poll"
+	case SSE:
+		return "sse"
+	case WebSocket:
+		return "ws"
+	}
+	return "unknown"
+}
+
+// Observer is one registered client of a channel. The channel pushes
+// envelopes onto its bounded queue without ever waiting; the transport's
+// single writer drains it. Its queue grows on demand, so an idle observer
+// costs only the struct.
+type Observer struct {
+	transport Transport
+	limit     int
+	ready     chan struct{} // capacity 1: "the queue is not empty"
+	done      chan struct{} // closed by close
+
+	mu     sync.Mutex
+	queue  []*Envelope
+	reason error
+
+	// index in the channel's registry; guarded by the channel's lock.
+	channel *Channel
+	index   int
+}
+
+// NewObserver returns an observer whose queue holds at most limit envelopes
+// (DefaultQueue when limit <= 0) before it is closed as a slow consumer.
+func NewObserver(t Transport, limit int) *Observer {
+	if limit <= 0 {
+		limit = DefaultQueue
+	}
+	return &Observer{transport: t, limit: limit, ready: make(chan struct{}, 1), done: make(chan struct{}), index: -1}
+}
+
+// Transport reports how the observer is attached.
+func (o *Observer) Transport() Transport { return o.transport }
+
+// Ready is signalled when envelopes are queued; call Take after it fires.
+func (o *Observer) Ready() <-chan struct{} { return o.ready }
+
+// Done is closed when the observer is closed; Err then tells why.
+func (o *Observer) Done() <-chan struct{} { return o.done }
+
+// Err returns the reason the observer was closed, or nil while it is open.
+func (o *Observer) Err() error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.reason
+}
+
+// Take removes and returns every queued envelope, appending to buf.
+func (o *Observer) Take(buf []*Envelope) []*Envelope {
+	o.mu.Lock()
+	buf = append(buf, o.queue...)
+	clear(o.queue)
+	o.queue = o.queue[:0]
+	if cap(o.queue) > 64 {
+		o.queue = nil // a burst is over: give its memory back
+	}
+	o.mu.Unlock()
+	return buf
+}
+
+// push queues e; it reports false when the queue is full or the observer closed.
+func (o *Observer) push(e *Envelope) bool {
+	o.mu.Lock()
+	if o.reason != nil || len(o.queue) >= o.limit {
+		o.mu.Unlock()
+		return false
+	}
+	o.queue = append(o.queue, e)
+	o.mu.Unlock()
+	select {
+	case o.ready <- struct{}{}:
+	default:
+	}
+	return true
+}
+
+// close marks the observer closed with reason, once.
+func (o *Observer) close(reason error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.reason != nil {
+		return
+	}
+	o.reason = reason
+	close(o.done)
+}

@@ -1,0 +1,112 @@
+package api
+
+import (
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/announce/announce/announce"
+	"github.com/gin-gonic/gin"
+	"github.com/gorilla/websocket"
+)
+
+// status serves .../status: a WebSocket upgrade gets a WebSocket, an
+// EventSource gets SSE, anything else long-polls.
+func (s *Server) status(c *gin.Context) {
+	switch {
+	case websocket.IsWebSocketUpgrade(c.Request):
+		s.websocket(c)
+	case strings.Contains(c.GetHeader("Accept"), "text/event-stream"):
+		s.sse(c)
+	default:
+		s.longPoll(c)
+	}
+}
+
+// pollRequest is a parsed long-poll query.
+type pollRequest struct {
+	since    *uint64
+	timeout  time.Duration
+	callback string
+}
+
+func (s *Server) parsePoll(c *gin.Context, channel string) (pollRequest, bool) {
+	p := pollRequest{timeout: s.cfg.PollTimeout}
+	if v, ok := c.GetQuery("since"); ok {
+		id, ok := parseID(v)
+		if !ok {
+			badRequest(c, "since must be a message id (a whole number >= 0)")
+			return p, false
+		}
+		p.since = &id
+	} else if id, ok := cookieCursor(c.Request, channel); ok {
+		p.since = &id
+	}
+	if v, ok := c.GetQuery("timeout"); ok {
+		d, ok := parseSeconds(v, s.cfg.PollTimeout)
+		if !ok {
+			badRequest(c, "timeout must be a number of seconds >= 0")
+			return p, false
+		}
+		p.timeout = d
+	}
+	if v, ok := c.GetQuery("callback"); ok {
+		if !validCallback(v) {
+			badRequest(c, "callback must be a JavaScript identifier (dotted paths allowed), at most 64 characters")
+			return p, false
+		}
+		p.callback = v
+	}
+	return p, true
+}
+
+// longPoll answers the current message once it differs from the client's
+// cursor, or when the timeout passes (200 with the message unchanged).
+func (s *Server) longPoll(c *gin.Context) {
+	name := channelOf(c)
+	p, ok := s.parsePoll(c, name)
+	if !ok {
+		return
+	}
+	ctx := c.Request.Context()
+	o := announce.NewObserver(announce.Poll, 1)
+	ch, now, err := s.hub.Wait(ctx, name, o, p.since)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	if now == nil {
+		timer := time.NewTimer(p.timeout)
+		select {
+		case <-o.Ready():
+		case <-o.Done():
+		case <-timer.C:
+			s.metrics.pollTimeouts.Inc()
+		case <-s.shutdown:
+		case <-ctx.Done():
+			timer.Stop()
+			ch.Unsubscribe(o) // the client left: forget it at once
+			return
+		}
+		timer.Stop()
+		ch.Unsubscribe(o)
+		now = ch.Current()
+	}
+	s.answerPoll(c, name, now, p.callback)
+}
+
+func (s *Server) answerPoll(c *gin.Context, channel string, e *announce.Envelope, callback string) {
+	setCookieCursor(c.Writer.Header(), channel, e.ID)
+	if callback == "" {
+		c.Data(http.StatusOK, "application/json; charset=utf-8", e.JSON)
+		return
+	}
+	c.Header("X-Content-Type-Options", "nosniff")
+	body := make([]byte, 0, len(e.JSON)+len(callback)+8)
+	body = append(body, "/**/"...)
+	body = append(body, callback...)
+	body = append(body, '(')
+	body = append(body, e.JSON...)
+	body = append(body, ");"...)
+	c.Data(http.StatusOK, "application/javascript; charset=utf-8", body)
+}

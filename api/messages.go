@@ -1,0 +1,99 @@
+package api
+
+import (
+	"bytes"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/announce/announce/announce"
+	"github.com/gin-gonic/gin"
+)
+
+// maxLogLimit caps one page of the log.
+const maxLogLimit = 1000
+
+// messages serves the log: GET .../messages?since=ID&limit=N&wait=S.
+func (s *Server) messages(c *gin.Context) {
+	var since uint64
+	if v, ok := c.GetQuery("since"); ok {
+		id, ok := parseID(v)
+		if !ok {
+			badRequest(c, "since must be a message id (a whole number >= 0)")
+			return
+		}
+		since = id
+	}
+	limit := 100
+	if v, ok := c.GetQuery("limit"); ok {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > maxLogLimit {
+			badRequest(c, "limit must be a whole number from 1 to "+strconv.Itoa(maxLogLimit))
+			return
+		}
+		limit = n
+	}
+	var wait time.Duration
+	if v, ok := c.GetQuery("wait"); ok {
+		d, ok := parseSeconds(v, s.cfg.PollTimeout)
+		if !ok {
+			badRequest(c, "wait must be a number of seconds >= 0")
+			return
+		}
+		wait = d
+	}
+	ctx := c.Request.Context()
+	ch, err := s.hub.Channel(ctx, channelOf(c))
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	msgs := ch.History(since, limit)
+	if len(msgs) == 0 && wait > 0 {
+		deadline := time.NewTimer(wait)
+		defer deadline.Stop()
+		for len(msgs) == 0 {
+			cur := ch.Current().ID
+			if since < cur {
+				cur = since // history moved past the cursor: answer what is left
+			}
+			o := announce.NewObserver(announce.Poll, 1)
+			ch, now, err := s.hub.Wait(ctx, ch.Name(), o, &cur)
+			if err != nil {
+				fail(c, err)
+				return
+			}
+			if now == nil {
+				select {
+				case <-o.Ready():
+				case <-deadline.C:
+				case <-s.shutdown:
+				case <-ctx.Done():
+				}
+				ch.Unsubscribe(o)
+				if ctx.Err() != nil {
+					return
+				}
+			}
+			msgs = ch.History(since, limit)
+			if now == nil && len(msgs) == 0 {
+				break // timed out or shutting down
+			}
+		}
+	}
+	c.Data(http.StatusOK, "application/json; charset=utf-8", jsonArray(msgs))
+}
+
+// jsonArray joins the envelopes' encodings into a JSON array.
+func jsonArray(msgs []*announce.Envelope) []byte {
+	var b bytes.Buffer
+	b.WriteByte('[')
+	for i, e := range msgs {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.Write(e.JSON)
+	}
+	b.WriteByte(']')
+	return b.Bytes()
+}

@@ -1,0 +1,204 @@
+// Package api serves the announce HTTP API on gin: long-poll, Server-Sent
+// Events and WebSocket observers side by side, publishing, the seed-compatible
+// routes and the demo page.
+package api
+
+import (
+	"errors"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/announce/announce/announce"
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Config configures the API. Zero fields take the defaults.
+type Config struct {
+	Hub         *announce.Hub // required
+	PollTimeout time.Duration // longest long-poll wait (30s)
+	PublishKey  string        // when set, publishing needs Authorization: Bearer KEY
+	// CORSOrigins may read cross-origin; "*" allows any origin to read, but
+	// publishing cross-origin needs the origin listed explicitly.
+	CORSOrigins []string
+	// AllowedOrigins may open a WebSocket besides the same host.
+	AllowedOrigins []string
+	Logger         *slog.Logger
+	// Registry receives the metrics; a new one when nil.
+	Registry *prometheus.Registry
+	// Ready reports whether the node can serve publishes (for /readyz).
+	Ready func() error
+	// Heartbeat is the SSE comment interval (15s); PingInterval and
+	// PongTimeout are the WebSocket keepalive (25s, 60s).
+	Heartbeat    time.Duration
+	PingInterval time.Duration
+	PongTimeout  time.Duration
+	// WriteTimeout bounds every write to a client (10s).
+	WriteTimeout time.Duration
+}
+
+// Server is the HTTP API.
+type Server struct {
+	cfg     Config
+	hub     *announce.Hub
+	log     *slog.Logger
+	engine  *gin.Engine
+	metrics *metrics
+	cors    corsPolicy
+	wsOK    originPolicy
+
+	shutdownOnce sync.Once
+	shutdown     chan struct{} // closed when the server begins shutting down
+	streams      sync.WaitGroup
+}
+
+// New validates cfg and builds the routes.
+func New(cfg Config) (*Server, error) {
+	if cfg.Hub == nil {
+		return nil, errors.New("api: Config.Hub is required")
+	}
+	if cfg.PollTimeout <= 0 {
+		cfg.PollTimeout = 30 * time.Second
+	}
+	if cfg.Heartbeat <= 0 {
+		cfg.Heartbeat = 15 * time.Second
+	}
+	if cfg.PingInterval <= 0 {
+		cfg.PingInterval = 25 * time.Second
+	}
+	if cfg.PongTimeout <= 0 {
+		cfg.PongTimeout = 60 * time.Second
+	}
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = 10 * time.Second
+	}
+	if cfg.CORSOrigins == nil {
+		cfg.CORSOrigins = []string{"*"}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Registry == nil {
+		cfg.Registry = prometheus.NewRegistry()
+	}
+	s := &Server{
+		cfg:      cfg,
+		hub:      cfg.Hub,
+		log:      cfg.Logger,
+		cors:     newCORSPolicy(cfg.CORSOrigins),
+		wsOK:     newOriginPolicy(cfg.AllowedOrigins),
+		shutdown: make(chan struct{}),
+	}
+	m, err := newMetrics(cfg.Registry, cfg.Hub)
+	if err != nil {
+		return nil, err
+	}
+	s.metrics = m
+	s.engine = s.routes()
+	return s, nil
+}
+
+// Handler returns the HTTP handler.
+func (s *Server) Handler() http.Handler { return s.engine }
+
+// Shutdown starts a graceful stop: waiting long-polls answer with the current
+// message, SSE streams end and WebSockets close with 1001. Wait for them with Wait.
+func (s *Server) Shutdown() {
+	s.shutdownOnce.Do(func() { close(s.shutdown) })
+}
+
+// Wait blocks until every stream handler (including hijacked WebSockets) returned.
+func (s *Server) Wait() { s.streams.Wait() }
+
+func (s *Server) routes() *gin.Engine {
+	gin.SetMode(gin.ReleaseMode)
+	r := gin.New()
+	r.UseRawPath = true // so an encoded "/" stays inside the channel name and is rejected
+	r.UnescapePathValues = true
+	r.HandleMethodNotAllowed = true
+	r.RedirectTrailingSlash = false
+	r.Use(gin.Recovery(), s.noStore, s.cors.middleware)
+
+	r.GET("/", s.page)
+	r.GET("/healthz", s.healthz)
+	r.GET("/readyz", s.readyz)
+	r.GET("/metrics", s.metrics.handler(s.cfg.Registry))
+	r.StaticFS("/assets", assetsFS())
+	r.GET("/examples/:name", s.example)
+
+	ch := r.Group("/channels/:ch", s.channelName)
+	ch.GET("", s.channelInfo)
+	ch.GET("/status", s.status)
+	ch.GET("/ws", s.websocket)
+	ch.GET("/events", s.sse)
+	ch.GET("/messages", s.messages)
+	ch.POST("/messages", s.publish)
+
+	seed := r.Group("", s.defaultChannel)
+	seed.GET("/status", s.status)
+	seed.GET("/ws", s.websocket)
+	seed.GET("/events", s.sse)
+	seed.POST("/chat", s.publish)
+
+	r.NoRoute(func(c *gin.Context) {
+		c.AbortWithStatusJSON(http.StatusNotFound, gin.H{"error": "no such route: " + c.Request.URL.Path})
+	})
+	r.NoMethod(func(c *gin.Context) {
+		c.AbortWithStatusJSON(http.StatusMethodNotAllowed, gin.H{"error": "method " + c.Request.Method + " is not allowed here"})
+	})
+	return r
+}
+
+// channelKey is where the validated channel name waits in the gin context.
+const channelKey = "announce.channel"
+
+func (s *Server) channelName(c *gin.Context) {
+	name := c.Param("ch")
+	if err := announce.ValidateChannel(name); err != nil {
+		fail(c, err)
+		return
+	}
+	c.Set(channelKey, name)
+}
+
+func (s *Server) defaultChannel(c *gin.Context) { c.Set(channelKey, "default") }
+
+func channelOf(c *gin.Context) string { return c.GetString(channelKey) }
+
+// noStore marks every dynamic answer uncacheable (old IE caches XHR GETs).
+func (s *Server) noStore(c *gin.Context) {
+	c.Header("Cache-Control", "no-store")
+}
+
+func (s *Server) healthz(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) }
+
+func (s *Server) readyz(c *gin.Context) {
+	select {
+	case <-s.shutdown:
+		c.JSON(http.StatusServiceUnavailable, gin.H{"status": "shutting down"})
+		return
+	default:
+	}
+	if s.cfg.Ready != nil {
+		if err := s.cfg.Ready(); err != nil {
+			c.JSON(http.StatusServiceUnavailable, gin.H{"status": "unavailable", "error": err.Error()})
+			return
+		}
+	}
+	c.JSON(http.StatusOK, gin.H{"status": "ready"})
+}
+
+func (s *Server) channelInfo(c *gin.Context) {
+	ch, err := s.hub.Channel(c.Request.Context(), channelOf(c))
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{
+		"channel":   ch.Name(),
+		"current":   jsonRaw(ch.Current().JSON),
+		"observers": ch.Counts(),
+	})
+}

@@ -1,0 +1,128 @@
+package api
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/announce/announce/announce"
+	"github.com/gin-gonic/gin"
+)
+
+// sseFormat keys the SSE encoding cached in each envelope.
+type sseFormat struct{}
+
+func sseFrame(e *announce.Envelope) any {
+	b := make([]byte, 0, len(e.JSON)+48)
+	b = append(b, "id: "...)
+	b = strconv.AppendUint(b, e.ID, 10)
+	b = append(b, "\nevent: message\ndata: "...)
+	b = append(b, e.JSON...)
+	return append(b, "\n\n"...)
+}
+
+// replayCursor reads the resume cursor: Last-Event-ID (set by a reconnecting
+// EventSource, so newer than the URL's) wins over ?since=.
+func replayCursor(c *gin.Context, header bool) (*uint64, bool) {
+	v, ok := "", false
+	if header {
+		v = c.GetHeader("Last-Event-ID")
+		ok = v != ""
+	}
+	if !ok {
+		v, ok = c.GetQuery("since")
+	}
+	if !ok {
+		return nil, true
+	}
+	id, valid := parseID(v)
+	if !valid {
+		badRequest(c, "since / Last-Event-ID must be a message id (a whole number >= 0)")
+		return nil, false
+	}
+	return &id, true
+}
+
+// truncatedNotice tells a client that history no longer reaches back to its cursor.
+func truncatedNotice(since uint64, first uint64) []byte {
+	return fmt.Appendf(nil, `{"event":"truncated","since":%d,"first":%d}`, since, first)
+}
+
+// sse streams every change of the channel as Server-Sent Events.
+func (s *Server) sse(c *gin.Context) {
+	since, ok := replayCursor(c, true)
+	if !ok {
+		return
+	}
+	s.streams.Add(1)
+	defer s.streams.Done()
+	ctx := c.Request.Context()
+	o := announce.NewObserver(announce.SSE, s.hub.QueueLimit())
+	ch, replay, err := s.hub.Subscribe(ctx, channelOf(c), o, since)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	defer ch.Unsubscribe(o)
+
+	h := c.Writer.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no")
+	c.Status(http.StatusOK)
+	rc := http.NewResponseController(c.Writer)
+	w := bufio.NewWriterSize(c.Writer, 4096)
+	write := func() error {
+		_ = rc.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
+		if err := w.Flush(); err != nil {
+			return err
+		}
+		return rc.Flush()
+	}
+
+	w.WriteString("retry: 3000\n\n")
+	if replay.Truncated && len(replay.Messages) > 0 {
+		fmt.Fprintf(w, "event: truncated\ndata: %s\n\n", truncatedNotice(*since, replay.Messages[0].ID))
+	}
+	for _, e := range replay.Messages {
+		w.Write(e.Wire(sseFormat{}, sseFrame).([]byte))
+	}
+	if write() != nil {
+		return
+	}
+
+	heartbeat := time.NewTicker(s.cfg.Heartbeat)
+	defer heartbeat.Stop()
+	var batch []*announce.Envelope
+	for {
+		select {
+		case <-o.Ready():
+			batch = o.Take(batch[:0])
+			for _, e := range batch {
+				w.Write(e.Wire(sseFormat{}, sseFrame).([]byte))
+			}
+			clear(batch)
+			if write() != nil {
+				return
+			}
+		case <-heartbeat.C:
+			w.WriteString(": keepalive\n\n")
+			if write() != nil {
+				return
+			}
+		case <-o.Done():
+			if errors.Is(o.Err(), announce.ErrSlowConsumer) {
+				fmt.Fprintf(w, "event: error\ndata: {\"event\":\"error\",\"error\":%q}\n\n", o.Err().Error())
+				_ = write()
+			}
+			return
+		case <-s.shutdown:
+			return
+		case <-ctx.Done():
+			return
+		}
+	}
+}

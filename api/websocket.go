@@ -1,0 +1,205 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/announce/announce/announce"
+	"github.com/gin-gonic/gin"
+	"github.com/gorilla/websocket"
+)
+
+// wsFormat keys the prepared WebSocket frame cached in each envelope.
+type wsFormat struct{}
+
+func wsFrame(e *announce.Envelope) any {
+	pm, _ := websocket.NewPreparedMessage(websocket.TextMessage, e.JSON) // cannot fail for a text frame
+	return pm
+}
+
+// upgrader checks origins itself before upgrading, so that a refusal is a JSON error.
+var upgrader = websocket.Upgrader{
+	ReadBufferSize:    1024,
+	WriteBufferSize:   1024,
+	WriteBufferPool:   nil,
+	CheckOrigin:       func(*http.Request) bool { return true },
+	EnableCompression: false,
+}
+
+// wsFrameIn is a frame a client may send.
+type wsFrameIn struct {
+	Type    string  `json:"type"`
+	Content *string `json:"content"`
+	Key     string  `json:"key"`
+}
+
+// websocket registers a persistent observer over a WebSocket. The handler
+// goroutine is the connection's only writer; a reader goroutine handles
+// client frames and hands replies to it.
+func (s *Server) websocket(c *gin.Context) {
+	if !websocket.IsWebSocketUpgrade(c.Request) {
+		c.AbortWithStatusJSON(http.StatusBadRequest, gin.H{"error": "this route expects a WebSocket upgrade"})
+		return
+	}
+	if !s.wsOK.allows(c.Request) {
+		fail(c, errors.Join(errForbidden, errors.New("origin "+c.GetHeader("Origin")+" may not open a WebSocket (see --allowed-origins)")))
+		return
+	}
+	since, ok := replayCursor(c, false)
+	if !ok {
+		return
+	}
+	s.streams.Add(1)
+	defer s.streams.Done()
+	// Subscribe before upgrading so a store failure is still an HTTP error.
+	o := announce.NewObserver(announce.WebSocket, s.hub.QueueLimit())
+	ch, replay, err := s.hub.Subscribe(c.Request.Context(), channelOf(c), o, since)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	defer ch.Unsubscribe(o)
+	c.Header("Cache-Control", "") // the 101 answer carries no cache header
+	conn, err := upgrader.Upgrade(c.Writer, c.Request, nil)
+	if err != nil {
+		return // the upgrader answered the client
+	}
+	defer conn.Close()
+	s.serveWebSocket(conn, ch.Name(), o, replay, since)
+}
+
+func (s *Server) serveWebSocket(conn *websocket.Conn, channel string, o *announce.Observer, replay announce.Replay, since *uint64) {
+	conn.SetReadLimit(int64(s.hub.MaxMessage()) + 1024)
+	replies := make(chan []byte, 8)
+	readerDone := make(chan error, 1)
+	quit := make(chan struct{})
+	defer close(quit)
+	go s.readWebSocket(conn, channel, replies, readerDone, quit)
+
+	ping := time.NewTicker(s.cfg.PingInterval)
+	defer ping.Stop()
+	deadline := func() time.Time { return time.Now().Add(s.cfg.WriteTimeout) }
+	closeWith := func(code int, reason string) {
+		_ = conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), deadline())
+	}
+	send := func(e *announce.Envelope) error {
+		_ = conn.SetWriteDeadline(deadline())
+		return conn.WritePreparedMessage(e.Wire(wsFormat{}, wsFrame).(*websocket.PreparedMessage))
+	}
+
+	if replay.Truncated && len(replay.Messages) > 0 {
+		_ = conn.SetWriteDeadline(deadline())
+		if conn.WriteMessage(websocket.TextMessage, truncatedNotice(*since, replay.Messages[0].ID)) != nil {
+			return
+		}
+	}
+	for _, e := range replay.Messages {
+		if send(e) != nil {
+			return
+		}
+	}
+	var batch []*announce.Envelope
+	for {
+		select {
+		case <-o.Ready():
+			batch = o.Take(batch[:0])
+			for _, e := range batch {
+				if send(e) != nil {
+					return
+				}
+			}
+			clear(batch)
+		case msg := <-replies:
+			_ = conn.SetWriteDeadline(deadline())
+			if conn.WriteMessage(websocket.TextMessage, msg) != nil {
+				return
+			}
+		case <-ping.C:
+			if conn.WriteControl(websocket.PingMessage, nil, deadline()) != nil {
+				return
+			}
+		case <-o.Done():
+			if errors.Is(o.Err(), announce.ErrSlowConsumer) {
+				closeWith(websocket.ClosePolicyViolation, "slow consumer")
+			} else {
+				closeWith(websocket.CloseGoingAway, "server shutting down")
+			}
+			return
+		case <-s.shutdown:
+			closeWith(websocket.CloseGoingAway, "server shutting down")
+			return
+		case err := <-readerDone:
+			if errors.Is(err, websocket.ErrReadLimit) {
+				closeWith(websocket.CloseMessageTooBig, "frame too large")
+			}
+			return
+		}
+	}
+}
+
+// readWebSocket reads client frames until the connection fails; a peer that
+// answers no ping within the pong timeout fails the read deadline.
+func (s *Server) readWebSocket(conn *websocket.Conn, channel string, replies chan<- []byte, done chan<- error, quit <-chan struct{}) {
+	extend := func() { _ = conn.SetReadDeadline(time.Now().Add(s.cfg.PongTimeout)) }
+	extend()
+	conn.SetPongHandler(func(string) error { extend(); return nil })
+	for {
+		kind, data, err := conn.ReadMessage()
+		if err != nil {
+			done <- err
+			return
+		}
+		extend()
+		reply := errorFrame("send text frames of JSON")
+		if kind == websocket.TextMessage {
+			reply = s.handleFrame(channel, data)
+		}
+		select {
+		case replies <- reply:
+		case <-quit:
+			return
+		}
+	}
+}
+
+func (s *Server) handleFrame(channel string, data []byte) []byte {
+	var in wsFrameIn
+	if err := json.Unmarshal(data, &in); err != nil {
+		return errorFrame("frame is not a JSON object: " + err.Error())
+	}
+	if in.Type != "publish" {
+		return errorFrame(`unknown frame type; send {"type":"publish","content":"..."}`)
+	}
+	if in.Content == nil {
+		return errorFrame(`publish frame has no "content"`)
+	}
+	if s.cfg.PublishKey != "" {
+		if err := s.checkKey(in.Key); err != nil {
+			return errorFrame(err.Error())
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.WriteTimeout)
+	defer cancel()
+	start := time.Now()
+	e, err := s.hub.Publish(ctx, channel, *in.Content)
+	if err != nil {
+		return errorFrame(err.Error())
+	}
+	s.metrics.publishSeconds.Observe(time.Since(start).Seconds())
+	b, _ := json.Marshal(struct {
+		Event string `json:"event"`
+		ID    uint64 `json:"id"`
+	}{"ack", e.ID})
+	return b
+}
+
+func errorFrame(reason string) []byte {
+	b, _ := json.Marshal(struct {
+		Event string `json:"event"`
+		Error string `json:"error"`
+	}{"error", reason})
+	return b
+}

@@ -1,0 +1,63 @@
+// Package cli implements announce's commands: serve, pub, sub and bench.
+// Every flag also reads an ANNOUNCE_* environment variable.
+package cli
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+)
+
+// Command runs one command with its arguments and returns the exit status.
+type Command func(args []string, stdin io.Reader, stdout, stderr io.Writer) int
+
+// Commands are the commands by name.
+var Commands = map[string]Command{
+	"serve": Serve,
+}
+
+// parse parses args into fs after applying ANNOUNCE_<FLAG> variables for
+// flags not given on the command line (the command line wins).
+func parse(fs *flag.FlagSet, args []string, stderr io.Writer) error {
+	fs.SetOutput(stderr)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	given := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	var err error
+	fs.VisitAll(func(f *flag.Flag) {
+		if given[f.Name] || err != nil {
+			return
+		}
+		env := EnvName(f.Name)
+		if v, ok := os.LookupEnv(env); ok {
+			if e := fs.Set(f.Name, v); e != nil {
+				err = fmt.Errorf("%s=%q: %w", env, v, e)
+			}
+		}
+	})
+	return err
+}
+
+// EnvName is the environment variable of a flag: --poll-timeout ↔ ANNOUNCE_POLL_TIMEOUT.
+func EnvName(flagName string) string {
+	return "ANNOUNCE_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// listFlag is a comma-separated list.
+type listFlag []string
+
+func (l *listFlag) String() string { return strings.Join(*l, ",") }
+
+func (l *listFlag) Set(v string) error {
+	*l = nil
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			*l = append(*l, s)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,103 @@
+package cli
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/announce/announce/announce"
+	"github.com/announce/announce/internal/serve"
+)
+
+// Serve runs the server until SIGINT or SIGTERM, then stops gracefully.
+func Serve(args []string, _ io.Reader, _, stderr io.Writer) int {
+	fs := flag.NewFlagSet("announce serve", flag.ContinueOnError)
+	cfg := serve.Config{CORSOrigins: []string{"*"}}
+	fs.StringVar(&cfg.Listen, "listen", ":8000", "address to serve on")
+	fs.StringVar(&cfg.DataDir, "data-dir", "./data", "directory of the embedded on-disk store")
+	fs.BoolVar(&cfg.Memory, "memory", false, "keep everything in memory instead of --data-dir")
+	fs.StringVar(&cfg.Redis, "redis", "", "Redis URL (redis://host:6379/0): scale-out mode, nodes share ids and messages")
+	fs.IntVar(&cfg.History, "history", announce.DefaultHistory, "messages kept per channel for resume and catch-up")
+	fs.IntVar(&cfg.MaxMessage, "max-message", announce.DefaultMaxMessage, "largest message content in bytes")
+	fs.DurationVar(&cfg.PollTimeout, "poll-timeout", 30*time.Second, "longest a long-poll waits (clients may ask for less)")
+	fs.StringVar(&cfg.PublishKey, "publish-key", "", "key required to publish (Authorization: Bearer KEY); empty: publishing is open")
+	fs.Var((*listFlag)(&cfg.CORSOrigins), "cors-origins", "comma-separated origins allowed for cross-origin GETs (* for any); cross-origin publishing needs an explicit origin")
+	fs.Var((*listFlag)(&cfg.AllowedOrigins), "allowed-origins", "comma-separated origins allowed to open a WebSocket besides the same host")
+	fs.IntVar(&cfg.MaxConns, "max-conns", 0, "most simultaneous connections (0: no limit)")
+	fs.IntVar(&cfg.Queue, "queue", announce.DefaultQueue, "messages an observer's send queue holds before it is cut as a slow consumer")
+	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "graceful shutdown deadline")
+	fs.StringVar(&cfg.Welcome, "welcome", "", "content of the default channel's first message on a fresh store")
+	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: announce [serve] [flags]\n\nEvery flag also reads ANNOUNCE_<FLAG> (e.g. --poll-timeout ↔ ANNOUNCE_POLL_TIMEOUT).\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if err := parse(fs, args, stderr); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintln(stderr, "announce:", err)
+		return 2
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		fmt.Fprintln(stderr, "announce: --log-level:", err)
+		return 2
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	cfg.Logger = log
+	if err := validate(cfg); err != nil {
+		fmt.Fprintln(stderr, "announce:", err)
+		return 2
+	}
+
+	node, err := serve.Start(cfg)
+	if err != nil {
+		log.Error("cannot start", "err", err)
+		return 1
+	}
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sig)
+	select {
+	case s := <-sig:
+		log.Info("shutting down", "signal", s.String())
+	case err := <-node.Done():
+		if !errors.Is(err, http.ErrServerClosed) {
+			log.Error("server failed", "err", err)
+			node.Shutdown()
+			return 1
+		}
+	}
+	if err := node.Shutdown(); err != nil {
+		log.Error("shutdown", "err", err)
+		return 1
+	}
+	log.Info("stopped")
+	return 0
+}
+
+func validate(cfg serve.Config) error {
+	switch {
+	case cfg.PollTimeout < time.Second:
+		return errors.New("--poll-timeout must be at least 1s")
+	case cfg.History < 1:
+		return errors.New("--history must be at least 1")
+	case cfg.MaxMessage < 1:
+		return errors.New("--max-message must be at least 1")
+	case cfg.Queue < 1:
+		return errors.New("--queue must be at least 1")
+	case cfg.MaxConns < 0:
+		return errors.New("--max-conns must be 0 (no limit) or more")
+	case cfg.Memory && cfg.Redis != "":
+		return errors.New("--memory and --redis exclude each other")
+	}
+	return nil
+}

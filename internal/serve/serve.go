@@ -1,0 +1,191 @@
+// Package serve wires a store, the hub and the HTTP API into one running
+// node, and stops it gracefully. main and the end-to-end tests both use it.
+package serve
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/announce/announce/announce"
+	"github.com/announce/announce/announce/bolt"
+	"github.com/announce/announce/api"
+	"golang.org/x/net/netutil"
+)
+
+// Config is one node's configuration; main fills it from flags and ANNOUNCE_* variables.
+type Config struct {
+	Listen          string
+	DataDir         string
+	Memory          bool
+	Redis           string
+	History         int
+	MaxMessage      int
+	PollTimeout     time.Duration
+	PublishKey      string
+	CORSOrigins     []string
+	AllowedOrigins  []string
+	MaxConns        int
+	Queue           int
+	ShutdownTimeout time.Duration
+	Welcome         string
+	Logger          *slog.Logger
+
+	// Keepalive intervals; zero takes the API defaults (tests shorten them).
+	Heartbeat    time.Duration
+	PingInterval time.Duration
+	PongTimeout  time.Duration
+}
+
+// Node is a running server.
+type Node struct {
+	cfg   Config
+	store announce.Store
+	hub   *announce.Hub
+	api   *api.Server
+	http  *http.Server
+	ln    net.Listener
+	done  chan error
+}
+
+// Start opens the store, starts the hub and serves HTTP on cfg.Listen.
+func Start(cfg Config) (*Node, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.ShutdownTimeout <= 0 {
+		cfg.ShutdownTimeout = 10 * time.Second
+	}
+	n := &Node{cfg: cfg, done: make(chan error, 1)}
+	var ready func() error
+	hubCfg := announce.Config{History: cfg.History, MaxMessage: cfg.MaxMessage, Queue: cfg.Queue, Logger: cfg.Logger}
+	switch {
+	case cfg.Redis != "":
+		st, broker, err := openRedis(cfg)
+		if err != nil {
+			return nil, err
+		}
+		n.store, hubCfg.Broker, ready = st, broker, readiness(st)
+	case cfg.Memory:
+		n.store = announce.NewMemoryStore(cfg.History)
+	default:
+		st, err := bolt.Open(bolt.Config{Dir: cfg.DataDir, History: cfg.History, Logger: cfg.Logger})
+		if err != nil {
+			return nil, err
+		}
+		n.store, ready = st, readiness(st)
+	}
+	hubCfg.Store = n.store
+	hub, err := announce.NewHub(hubCfg)
+	if err != nil {
+		n.store.Close()
+		return nil, err
+	}
+	n.hub = hub
+	if err := n.welcome(); err != nil {
+		n.close(context.Background())
+		return nil, err
+	}
+	n.api, err = api.New(api.Config{
+		Hub: hub, PollTimeout: cfg.PollTimeout, PublishKey: cfg.PublishKey,
+		CORSOrigins: cfg.CORSOrigins, AllowedOrigins: cfg.AllowedOrigins,
+		Logger: cfg.Logger, Ready: ready,
+		Heartbeat: cfg.Heartbeat, PingInterval: cfg.PingInterval, PongTimeout: cfg.PongTimeout,
+	})
+	if err != nil {
+		n.close(context.Background())
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		n.close(context.Background())
+		return nil, err
+	}
+	if cfg.MaxConns > 0 {
+		ln = netutil.LimitListener(ln, cfg.MaxConns)
+	}
+	n.ln = ln
+	n.http = &http.Server{
+		Handler:           n.api.Handler(),
+		ReadHeaderTimeout: 10 * time.Second, // slowloris
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
+	}
+	if cfg.PublishKey == "" {
+		cfg.Logger.Warn("publishing is open to anyone who can reach this server; set --publish-key to require a key")
+	}
+	go func() { n.done <- n.http.Serve(ln) }()
+	cfg.Logger.Info("announce serving", "addr", ln.Addr().String())
+	return n, nil
+}
+
+// Addr is the address the node listens on.
+func (n *Node) Addr() string { return n.ln.Addr().String() }
+
+// URL is the node's base URL.
+func (n *Node) URL() string { return "http://" + n.Addr() }
+
+// Hub returns the node's hub.
+func (n *Node) Hub() *announce.Hub { return n.hub }
+
+// welcome publishes the configured first message of the default channel on a fresh store.
+func (n *Node) welcome() error {
+	if n.cfg.Welcome == "" {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	cur, err := n.store.Current(ctx, "default")
+	if err != nil || cur.ID > 0 {
+		return err
+	}
+	_, err = n.hub.Publish(ctx, "default", n.cfg.Welcome)
+	return err
+}
+
+// Shutdown stops accepting, answers waiting long-polls with the current
+// message, ends SSE streams, closes WebSockets with 1001 and closes the
+// store, within the shutdown timeout.
+func (n *Node) Shutdown() error {
+	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.ShutdownTimeout)
+	defer cancel()
+	n.api.Shutdown()
+	err := n.http.Shutdown(ctx)
+	waited := make(chan struct{})
+	go func() { n.api.Wait(); close(waited) }()
+	select {
+	case <-waited:
+	case <-ctx.Done():
+		err = errors.Join(err, fmt.Errorf("streams still open at the shutdown deadline: %w", ctx.Err()))
+	}
+	n.http.Close() // whatever is left
+	return errors.Join(err, n.close(ctx))
+}
+
+func (n *Node) close(ctx context.Context) error {
+	var err error
+	if n.hub != nil {
+		err = n.hub.Close(ctx)
+	}
+	return errors.Join(err, n.store.Close())
+}
+
+// Done reports the end of serving (http.ErrServerClosed after Shutdown).
+func (n *Node) Done() <-chan error { return n.done }
+
+func readiness(st announce.Store) func() error {
+	p, ok := st.(announce.Pinger)
+	if !ok {
+		return nil
+	}
+	return func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		return p.Ping(ctx)
+	}
+}
