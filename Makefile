@@ -1,0 +1,49 @@
+# announce — build, test and CI targets. `make test` is what CI runs (.ci/run).
+
+GO       ?= go
+GOFMT    ?= gofmt
+FUZZTIME ?= 30s
+
+# Go may live in /usr/local/go/bin without being on PATH (fresh machines, CI).
+export PATH := $(PATH):/usr/local/go/bin
+
+.PHONY: run build test test-deps fuzz bench lint
+
+## run: the server on its embedded default store
+run:
+	$(GO) run . serve
+
+## build: the binary in bin/announce
+build:
+	$(GO) build -o bin/announce .
+
+## test-deps: install redis-server and chromium if missing (root + apt-get)
+test-deps:
+	bash scripts/test-deps.sh
+
+## test: deps, vet, then every test with the race detector
+test: test-deps
+	$(GO) vet ./...
+	$(GO) test -race -count=1 -timeout 40m ./...
+
+## fuzz: each Fuzz* target of each package for FUZZTIME (one at a time, as go test -fuzz needs)
+fuzz:
+	@set -e; \
+	pkgs=$$($(GO) list -f '{{if or .TestGoFiles .XTestGoFiles}}{{.ImportPath}}{{end}}' ./...); \
+	for pkg in $$pkgs; do \
+		list=$$($(GO) test -list '^Fuzz' $$pkg); \
+		for target in $$(printf '%s\n' "$$list" | grep '^Fuzz' || true); do \
+			echo "== $$pkg $$target ($(FUZZTIME))"; \
+			$(GO) test -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZTIME) $$pkg; \
+		done; \
+	done
+
+## bench: every benchmark, with allocations
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+## lint: gofmt must have nothing to say, and go vet must pass
+lint:
+	@out=$$($(GOFMT) -l .); \
+	if [ -n "$$out" ]; then echo "gofmt -l: these files need gofmt -w:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
