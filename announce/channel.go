@@ -85,7 +85,7 @@ func (c *Channel) after(since uint64) ([]*Envelope, bool) {
 func (c *Channel) subscribe(o *Observer, since *uint64) (Replay, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.evicted {
+	if c.evicted || c.hub.closed.Load() { // closed: the caller's retry gets ErrClosed
 		return Replay{}, false
 	}
 	var r Replay
@@ -107,7 +107,7 @@ func (c *Channel) subscribe(o *Observer, since *uint64) (Replay, bool) {
 func (c *Channel) wait(o *Observer, since *uint64) (*Envelope, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.evicted {
+	if c.evicted || c.hub.closed.Load() {
 		return nil, false
 	}
 	if since != nil && *since != c.current.ID {
@@ -177,6 +177,12 @@ func (c *Channel) deliverLocked(e *Envelope) {
 		return
 	}
 	c.apply(e)
+	c.applyPending()
+}
+
+// applyPending applies the held messages that now follow the current one
+// and drops those it passed. Requires c.mu.
+func (c *Channel) applyPending() {
 	for len(c.pending) > 0 {
 		n, ok := c.pending[c.current.ID+1]
 		if !ok {
@@ -190,6 +196,22 @@ func (c *Channel) deliverLocked(e *Envelope) {
 			delete(c.pending, id)
 		}
 	}
+}
+
+// skipTo applies e although the ids before it are missing, because the store
+// no longer has them: waiting for them would stall the channel for good. The
+// history restarts at e, as it must hold consecutive ids.
+func (c *Channel) skipTo(e *Envelope) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.current == nil || e.ID <= c.current.ID+1 {
+		c.deliverLocked(e)
+		return
+	}
+	clear(c.history)
+	c.history = c.history[:0]
+	c.apply(e)
+	c.applyPending()
 }
 
 func (c *Channel) hold(e *Envelope) {
@@ -246,7 +268,8 @@ func (c *Channel) apply(e *Envelope) {
 func (c *Channel) load(msgs []Message) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.history = make([]*Envelope, 0, min(len(msgs), c.hub.history))
+	msgs = msgs[max(0, len(msgs)-c.hub.history):]
+	c.history = make([]*Envelope, 0, len(msgs))
 	for _, m := range msgs {
 		c.history = append(c.history, NewEnvelope(m))
 	}

@@ -139,34 +139,48 @@ func (h *Hub) Channel(ctx context.Context, name string) (*Channel, error) {
 	if err := ValidateChannel(name); err != nil {
 		return nil, err
 	}
-	if h.closed.Load() {
-		return nil, ErrClosed
-	}
 	s := h.shard(name)
-	s.mu.Lock()
-	c, ok := s.channels[name]
-	if !ok {
-		c = &Channel{name: name, hub: h, ready: make(chan struct{})}
-		s.channels[name] = c
-	}
-	s.mu.Unlock()
-	if ok {
+	for {
+		if h.closed.Load() {
+			return nil, ErrClosed
+		}
+		s.mu.Lock()
+		c, ok := s.channels[name]
+		if !ok {
+			c = &Channel{name: name, hub: h, ready: make(chan struct{})}
+			s.channels[name] = c
+		}
+		s.mu.Unlock()
+		if !ok {
+			return h.loadOrForget(ctx, s, c)
+		}
 		select {
 		case <-c.ready:
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
 		if c.err != nil {
+			if ctx.Err() == nil && (errors.Is(c.err, context.Canceled) || errors.Is(c.err, context.DeadlineExceeded)) {
+				// The loading caller's own request ended; that is no
+				// reason to fail this one. The failed channel is out of
+				// the map, so try again.
+				continue
+			}
 			return nil, c.err
 		}
 		return c, nil
 	}
+}
+
+// loadOrForget loads c, which this caller just put in s; on failure it takes
+// it out again so the next caller retries.
+func (h *Hub) loadOrForget(ctx context.Context, s *shard, c *Channel) (*Channel, error) {
 	// This caller loads; the channel is already in the map, so any message
 	// committed after the read below is delivered to it and kept in pending.
 	c.err = h.loadChannel(ctx, c)
 	if c.err != nil {
 		s.mu.Lock()
-		delete(s.channels, name)
+		delete(s.channels, c.name)
 		s.mu.Unlock()
 	}
 	close(c.ready)
@@ -179,7 +193,9 @@ func (h *Hub) loadChannel(ctx context.Context, c *Channel) error {
 			return err
 		}
 	}
-	msgs, err := h.store.Since(ctx, c.name, 0, h.history)
+	// No limit: Since returns the oldest messages first, and the store may
+	// keep more than the hub; load keeps the newest h.history of them.
+	msgs, err := h.store.Since(ctx, c.name, 0, 0)
 	if err != nil {
 		return err
 	}
@@ -283,11 +299,18 @@ func (h *Hub) fill(c *Channel) {
 		c.mu.Unlock()
 		return
 	}
-	for _, m := range msgs {
-		if m.ID > c.lastID() {
-			h.stats.gapsFilled.Add(1)
-			c.deliver(NewEnvelope(m))
+	for i, m := range msgs {
+		if m.ID <= c.lastID() {
+			continue
 		}
+		h.stats.gapsFilled.Add(1)
+		if i == 0 && m.ID > last+1 {
+			// Ids last+1 .. m.ID-1 are older than the store's history: gone.
+			h.log.Warn("messages lost beyond history", "channel", c.name, "from", last+1, "to", m.ID-1)
+			c.skipTo(NewEnvelope(m))
+			continue
+		}
+		c.deliver(NewEnvelope(m))
 	}
 }
 
@@ -295,7 +318,7 @@ func (h *Hub) fill(c *Channel) {
 // memory follows the live channels and a broker stops watching idle ones.
 func (h *Hub) janitor() {
 	defer h.janitorWG.Done()
-	t := time.NewTicker(h.idle / 2)
+	t := time.NewTicker(max(h.idle/2, time.Millisecond)) // NewTicker panics on 0
 	defer t.Stop()
 	for {
 		select {
