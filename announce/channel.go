@@ -268,6 +268,26 @@ func (c *Channel) apply(e *Envelope) {
 func (c *Channel) load(msgs []Message) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.loadLocked(msgs)
+}
+
+// reset replaces the state with the store's after the store lost messages
+// this node had seen (a Redis restarted without persistence): ids restart,
+// and waiting for the old sequence would stall the channel for good.
+func (c *Channel) reset(msgs []Message) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.pending = nil
+	c.loadLocked(msgs)
+	for i := len(c.observers) - 1; i >= 0; i-- {
+		if o := c.observers[i]; o.transport == Poll {
+			c.unregister(o)
+			o.push(c.current) // wake it: the current message changed
+		}
+	}
+}
+
+func (c *Channel) loadLocked(msgs []Message) {
 	msgs = msgs[max(0, len(msgs)-c.hub.history):]
 	c.history = make([]*Envelope, 0, len(msgs))
 	for _, m := range msgs {

@@ -299,6 +299,10 @@ func (h *Hub) fill(c *Channel) {
 		c.mu.Unlock()
 		return
 	}
+	if len(msgs) == 0 && last > 0 {
+		h.resetIfBehind(ctx, c, last)
+		return
+	}
 	for i, m := range msgs {
 		if m.ID <= c.lastID() {
 			continue
@@ -312,6 +316,21 @@ func (h *Hub) fill(c *Channel) {
 		}
 		c.deliver(NewEnvelope(m))
 	}
+}
+
+// resetIfBehind resets c when the store's sequence is behind what c has
+// seen: the store was emptied and its ids started again.
+func (h *Hub) resetIfBehind(ctx context.Context, c *Channel, last uint64) {
+	cur, err := h.store.Current(ctx, c.name)
+	if err != nil || cur.ID >= last {
+		return
+	}
+	msgs, err := h.store.Since(ctx, c.name, 0, 0)
+	if err != nil {
+		return
+	}
+	h.log.Warn("store sequence went back: channel reset", "channel", c.name, "was", last, "now", cur.ID)
+	c.reset(msgs)
 }
 
 // janitor drops channels that had no observers for the idle timeout, so
@@ -331,6 +350,7 @@ func (h *Hub) janitor() {
 }
 
 func (h *Hub) evictIdle(now time.Time) {
+	var gone []string
 	for i := range h.shards {
 		s := &h.shards[i]
 		s.mu.Lock()
@@ -341,19 +361,30 @@ func (h *Hub) evictIdle(now time.Time) {
 				continue
 			}
 			c.mu.Lock()
-			idle := len(c.observers) == 0 && len(c.pending) == 0 && !c.filling && now.Sub(c.idleSince) >= h.idle
-			if idle {
+			if len(c.observers) == 0 && len(c.pending) == 0 && !c.filling && now.Sub(c.idleSince) >= h.idle {
 				c.evicted = true
 				delete(s.channels, name)
+				gone = append(gone, name)
 			}
 			c.mu.Unlock()
-			if idle && h.broker != nil {
-				// Under the shard lock, so a new subscriber's Watch of the
-				// same name cannot run before this Unwatch.
-				h.broker.Unwatch(name)
-			}
 		}
 		s.mu.Unlock()
+	}
+	if h.broker == nil {
+		return
+	}
+	for _, name := range gone {
+		h.broker.Unwatch(name) // may wait on the network: never under a lock
+		if c := h.lookup(name); c != nil {
+			// A subscriber brought the channel back while we unwatched:
+			// watch it again and recover what the gap may have lost.
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			if err := h.broker.Watch(ctx, name); err != nil {
+				h.log.Warn("re-watch after eviction failed", "channel", name, "err", err)
+			}
+			cancel()
+			go h.fill(c)
+		}
 	}
 }
 

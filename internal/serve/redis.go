@@ -1,12 +1,55 @@
 package serve
 
 import (
+	"context"
 	"errors"
+	"time"
 
 	"github.com/announce/announce/announce"
+	"github.com/announce/announce/announce/redis"
 )
 
-// openRedis opens the Redis store and broker (scale-out mode).
-func openRedis(cfg Config) (announce.Store, func(announce.BrokerSink) (announce.Broker, error), error) {
-	return nil, nil, errors.New("redis support is not built yet")
+// redisNode is the scale-out wiring: a Redis store and a broker on the same URL.
+type redisNode struct {
+	store  *redis.Store
+	broker *redis.Broker
+}
+
+// openRedis opens the Redis store, checks that Redis answers (so a wrong URL
+// fails at start, not at the first publish), and returns the broker factory.
+func openRedis(cfg Config) (*redisNode, error) {
+	st, err := redis.Open(redis.Config{URL: cfg.Redis, History: cfg.History, Logger: cfg.Logger})
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := st.Ping(ctx); err != nil {
+		st.Close()
+		return nil, err
+	}
+	return &redisNode{store: st}, nil
+}
+
+// newBroker builds the broker with the hub as its sink.
+func (r *redisNode) newBroker(cfg Config) func(announce.BrokerSink) (announce.Broker, error) {
+	return func(sink announce.BrokerSink) (announce.Broker, error) {
+		b, err := redis.NewBroker(redis.BrokerConfig{URL: cfg.Redis, Logger: cfg.Logger}, sink)
+		if err != nil {
+			return nil, err
+		}
+		r.broker = b
+		return b, nil
+	}
+}
+
+// ready reports Redis reachable for commands and the subscription connection alive.
+func (r *redisNode) ready() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	err := r.store.Ping(ctx)
+	if r.broker != nil {
+		err = errors.Join(err, r.broker.Ping(ctx))
+	}
+	return err
 }

@@ -65,11 +65,11 @@ func Start(cfg Config) (*Node, error) {
 	hubCfg := announce.Config{History: cfg.History, MaxMessage: cfg.MaxMessage, Queue: cfg.Queue, Logger: cfg.Logger}
 	switch {
 	case cfg.Redis != "":
-		st, broker, err := openRedis(cfg)
+		rn, err := openRedis(cfg)
 		if err != nil {
 			return nil, err
 		}
-		n.store, hubCfg.Broker, ready = st, broker, readiness(st)
+		n.store, hubCfg.Broker, ready = rn.store, rn.newBroker(cfg), rn.ready
 	case cfg.Memory:
 		n.store = announce.NewMemoryStore(cfg.History)
 	default:

@@ -1,0 +1,39 @@
+// Package redis keeps announce's channels in Redis 7 and carries live
+// messages between nodes over Redis pub/sub (--redis URL, scale-out mode).
+//
+// # Keys
+//
+// With the default prefix "announce:" a channel ch uses:
+//
+//	announce:{ch}:id       string   the channel's last id (INCR); absent means 0
+//	announce:{ch}:history  list     message JSON, oldest first, at most History long
+//	announce:{ch}          pub/sub  topic carrying each new message's JSON
+//
+// The current message is the last element of the history list, so there is
+// no third key to keep in step with the other two. The braces are a Redis
+// Cluster hash tag: both keys of a channel land in one slot, which the
+// append script needs. Channel names cannot contain braces (see
+// announce.ValidateChannel), so the tag is always the whole name.
+//
+// # Atomicity and order
+//
+// Append is one Lua script: INCR the id, build the message JSON, RPUSH and
+// LTRIM the history and PUBLISH the JSON. Redis runs scripts one at a time,
+// so ids, history order and pub/sub order are the same sequence on every
+// node. The JSON is byte-identical to encoding/json's encoding of
+// announce.Message: Go encodes the message with id 0 and the script only
+// splices the real id in (see script.go).
+//
+// # Memory
+//
+// A channel costs about History × (len(JSON) + ~30 bytes of list-node
+// overhead) plus ~100 bytes for its two keys. The JSON is the content plus
+// about 90 bytes plus the channel name, so 100 messages of 200 bytes take
+// roughly 30 KB, and 100 of the largest (64 KiB) messages take about 6.5 MB.
+// Keys never expire: ids must not restart while clients hold cursors.
+//
+// # Redis requirements
+//
+// Run Redis with maxmemory-policy noeviction (the default): evicting an id
+// key would restart the channel's sequence at 1.
+package redis

@@ -1,0 +1,73 @@
+package redis
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/announce/announce/announce"
+)
+
+// appendScript is the whole of Append, atomic because Redis runs one script
+// at a time: the id, the history and the pub/sub order can never disagree.
+//
+//	KEYS[1] id key, KEYS[2] history key
+//	ARGV[1] the message JSON after the id (see jsonTail)
+//	ARGV[2] history length, ARGV[3] pub/sub topic
+//
+// It returns the new id. string.format('%d') rather than `..` on the number:
+// Lua 5.1 prints large numbers as 1.2e+14, which would not be JSON we want.
+var appendScript = goredis.NewScript(`
+local id = redis.call('INCR', KEYS[1])
+local msg = '{"id":' .. string.format('%d', id) .. ARGV[1]
+redis.call('RPUSH', KEYS[2], msg)
+redis.call('LTRIM', KEYS[2], -tonumber(ARGV[2]), -1)
+redis.call('PUBLISH', ARGV[3], msg)
+return id
+`)
+
+// sinceScript returns the history entries with id > since, oldest first, at
+// most limit of them (limit <= 0: all). The history holds consecutive ids
+// ending at the id key's value, so the first wanted index is computed rather
+// than found by decoding every entry; reading both keys in one script keeps
+// the two consistent.
+//
+//	KEYS[1] id key, KEYS[2] history key
+//	ARGV[1] since, ARGV[2] limit
+var sinceScript = goredis.NewScript(`
+local last = tonumber(redis.call('GET', KEYS[1]) or '0')
+local n = redis.call('LLEN', KEYS[2])
+local since = tonumber(ARGV[1])
+local limit = tonumber(ARGV[2])
+local first = last - n + 1
+local start = 0
+if since >= first then start = since - first + 1 end
+if start >= n then return {} end
+local stop = n - 1
+if limit > 0 and stop - start + 1 > limit then stop = start + limit - 1 end
+return redis.call('LRANGE', KEYS[2], start, stop)
+`)
+
+// jsonHead is what encoding/json writes for a Message before the id's digits.
+const jsonHead = `{"id":`
+
+// jsonTail returns m's JSON after the id: `,"channel":...}`. Encoding the
+// whole message with encoding/json and cutting at the id makes the stored
+// JSON byte-identical to json.Marshal of the returned Message by
+// construction, whatever escaping or omitzero rules the struct tags imply;
+// the script only splices the id in.
+func jsonTail(m announce.Message) ([]byte, error) {
+	m.ID = 0
+	b, err := json.Marshal(m)
+	if err != nil {
+		return nil, fmt.Errorf("redis: encode message: %w", err)
+	}
+	const head = jsonHead + "0,"
+	if !bytes.HasPrefix(b, []byte(head)) {
+		// Only a change to announce.Message's field order gets here.
+		return nil, fmt.Errorf("redis: message JSON does not start with %q: %.40s", head, b)
+	}
+	return b[len(head)-1:], nil
+}
