@@ -273,18 +273,31 @@ func (c *Channel) load(msgs []Message) {
 
 // reset replaces the state with the store's after the store lost messages
 // this node had seen (a Redis restarted without persistence): ids restart,
-// and waiting for the old sequence would stall the channel for good.
-func (c *Channel) reset(msgs []Message) {
+// and waiting for the old sequence would stall the channel for good. The
+// new sequence's messages (ids from 1) are delivered to the observers like
+// any new message: they were dropped as old ids when they arrived, and an
+// observer must not miss them. It reports false, changing nothing, when c
+// is no longer at id was (another reset or a new message got there first).
+func (c *Channel) reset(was uint64, msgs []Message) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.current == nil || c.current.ID != was {
+		return false
+	}
 	c.pending = nil
-	c.loadLocked(msgs)
-	for i := len(c.observers) - 1; i >= 0; i-- {
-		if o := c.observers[i]; o.transport == Poll {
-			c.unregister(o)
-			o.push(c.current) // wake it: the current message changed
+	c.loadLocked(nil)
+	for _, m := range msgs[max(0, len(msgs)-c.hub.history):] {
+		c.apply(NewEnvelope(m))
+	}
+	if len(msgs) == 0 {
+		for i := len(c.observers) - 1; i >= 0; i-- {
+			if o := c.observers[i]; o.transport == Poll {
+				c.unregister(o)
+				o.push(c.current) // wake it: the current message changed
+			}
 		}
 	}
+	return true
 }
 
 func (c *Channel) loadLocked(msgs []Message) {

@@ -220,6 +220,9 @@ func (h *Hub) Subscribe(ctx context.Context, name string, o *Observer, since *ui
 		if err != nil {
 			return nil, Replay{}, err
 		}
+		if since != nil {
+			h.CatchUp(ctx, c, *since)
+		}
 		if r, ok := c.subscribe(o, since); ok {
 			return c, r, nil
 		}
@@ -233,6 +236,9 @@ func (h *Hub) Wait(ctx context.Context, name string, o *Observer, since *uint64)
 		c, err := h.Channel(ctx, name)
 		if err != nil {
 			return nil, nil, err
+		}
+		if since != nil {
+			h.CatchUp(ctx, c, *since)
 		}
 		if e, ok := c.wait(o, since); ok {
 			return c, e, nil
@@ -280,28 +286,47 @@ func (h *Hub) Resync(channel string) {
 	}
 }
 
+// CatchUp brings c up to a client's cursor that is ahead of it; call it
+// before answering the client (Subscribe and Wait do). A client moving from
+// another node may carry an id this node has not received yet (pub/sub lags
+// the store by a moment); answering it as "ahead, so the store was reset"
+// would hand it an older message and make it start over. The store tells
+// the two cases apart. When the store cannot be read, c stays as it is.
+func (h *Hub) CatchUp(ctx context.Context, c *Channel, since uint64) {
+	if since <= c.lastID() || h.broker == nil {
+		return // only a node fed by a broker can lag behind its store
+	}
+	_ = h.catchUpFromStore(ctx, c)
+}
+
 // fill reads the messages after the channel's current id from the store and
 // applies them, closing any gap.
 func (h *Hub) fill(c *Channel) {
 	c.mu.Lock()
 	c.filling = false
 	c.mu.Unlock()
-	last := c.lastID()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	msgs, err := h.store.Since(ctx, c.name, last, 0)
-	if err != nil {
+	if err := h.catchUpFromStore(ctx, c); err != nil {
 		h.log.Warn("gap fill failed; retrying", "channel", c.name, "err", err)
 		c.mu.Lock()
 		if len(c.pending) > 0 {
 			c.scheduleFill()
 		}
 		c.mu.Unlock()
-		return
+	}
+}
+
+// catchUpFromStore applies what the store has after c's current id, and
+// resets c when the store's sequence went back.
+func (h *Hub) catchUpFromStore(ctx context.Context, c *Channel) error {
+	last := c.lastID()
+	msgs, err := h.store.Since(ctx, c.name, last, 0)
+	if err != nil {
+		return err
 	}
 	if len(msgs) == 0 && last > 0 {
-		h.resetIfBehind(ctx, c, last)
-		return
+		return h.resetIfBehind(ctx, c, last)
 	}
 	for i, m := range msgs {
 		if m.ID <= c.lastID() {
@@ -316,21 +341,27 @@ func (h *Hub) fill(c *Channel) {
 		}
 		c.deliver(NewEnvelope(m))
 	}
+	return nil
 }
 
 // resetIfBehind resets c when the store's sequence is behind what c has
 // seen: the store was emptied and its ids started again.
-func (h *Hub) resetIfBehind(ctx context.Context, c *Channel, last uint64) {
+func (h *Hub) resetIfBehind(ctx context.Context, c *Channel, last uint64) error {
 	cur, err := h.store.Current(ctx, c.name)
 	if err != nil || cur.ID >= last {
-		return
+		return err
 	}
 	msgs, err := h.store.Since(ctx, c.name, 0, 0)
 	if err != nil {
-		return
+		return err
 	}
 	h.log.Warn("store sequence went back: channel reset", "channel", c.name, "was", last, "now", cur.ID)
-	c.reset(msgs)
+	if !c.reset(last, msgs) {
+		return nil // someone else reset it meanwhile
+	}
+	// Messages of the new sequence committed after the read above were
+	// dropped on arrival as old ids; they are in the store now.
+	return h.catchUpFromStore(ctx, c)
 }
 
 // janitor drops channels that had no observers for the idle timeout, so

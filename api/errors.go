@@ -6,6 +6,7 @@ import (
 	"net/http"
 
 	"github.com/announce/announce/announce"
+	"github.com/announce/announce/announce/token"
 	"github.com/gin-gonic/gin"
 )
 
@@ -24,10 +25,15 @@ func statusOf(err error) int {
 	case errors.Is(err, announce.ErrInvalidChannel), errors.Is(err, announce.ErrEmptyContent),
 		errors.Is(err, announce.ErrInvalidUTF8), errors.Is(err, errBadRequest):
 		return http.StatusBadRequest
-	case errors.Is(err, errUnauthorized):
+	case errors.Is(err, errUnauthorized), errors.Is(err, errMintUnauthorized), errors.Is(err, token.ErrMissing),
+		errors.Is(err, token.ErrExpired), errors.Is(err, token.ErrInvalid):
 		return http.StatusUnauthorized
-	case errors.Is(err, errForbidden):
+	case errors.Is(err, errForbidden), errors.Is(err, token.ErrWrongChannel), errors.Is(err, token.ErrNoPublish):
 		return http.StatusForbidden
+	case errors.Is(err, token.ErrBadGrant):
+		return http.StatusBadRequest
+	case errors.Is(err, announce.ErrIdempotencyKeyReused):
+		return http.StatusUnprocessableEntity
 	case errors.Is(err, announce.ErrMessageTooLarge), errors.Is(err, errBodyTooLarge):
 		return http.StatusRequestEntityTooLarge
 	case errors.Is(err, errUnsupportedMedia):

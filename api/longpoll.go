@@ -68,6 +68,7 @@ func (s *Server) longPoll(c *gin.Context) {
 	if !ok {
 		return
 	}
+	p.timeout = s.capToToken(c, p.timeout) // a wait never outlives its token
 	ctx := c.Request.Context()
 	o := announce.NewObserver(announce.Poll, 1)
 	ch, now, err := s.hub.Wait(ctx, name, o, p.since)

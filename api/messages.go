@@ -40,7 +40,7 @@ func (s *Server) messages(c *gin.Context) {
 			badRequest(c, "wait must be a number of seconds >= 0")
 			return
 		}
-		wait = d
+		wait = s.capToToken(c, d) // a wait never outlives its token
 	}
 	ctx := c.Request.Context()
 	ch, err := s.hub.Channel(ctx, channelOf(c))
@@ -48,6 +48,7 @@ func (s *Server) messages(c *gin.Context) {
 		fail(c, err)
 		return
 	}
+	s.hub.CatchUp(ctx, ch, since) // a cursor from another node may be ahead of this one
 	msgs := ch.History(since, limit)
 	if len(msgs) == 0 && wait > 0 {
 		deadline := time.NewTimer(wait)

@@ -45,6 +45,9 @@ func (s *Server) example(c *gin.Context) {
 }
 
 func (s *Server) render(c *gin.Context, file, channel string) {
+	if !s.guardPage(c, channel) {
+		return
+	}
 	ch, err := s.hub.Channel(c.Request.Context(), channel)
 	if err != nil {
 		fail(c, err)

@@ -8,15 +8,23 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
+	"unicode/utf8"
 
+	"github.com/announce/announce/announce"
 	"github.com/gin-gonic/gin"
 )
 
 // publish serves POST .../messages and the seed's POST /chat.
 func (s *Server) publish(c *gin.Context) {
-	if err := s.authorize(c.GetHeader("Authorization")); err != nil {
+	if err := s.authorizePublish(c); err != nil {
+		failAuth(c, err)
+		return
+	}
+	key, err := idempotencyKey(c.Request)
+	if err != nil {
 		fail(c, err)
 		return
 	}
@@ -26,12 +34,17 @@ func (s *Server) publish(c *gin.Context) {
 		return
 	}
 	start := time.Now()
-	e, err := s.hub.Publish(c.Request.Context(), channelOf(c), content)
+	e, replayed, err := s.publishOnce(c.Request.Context(), channelOf(c), key, content)
 	if err != nil {
 		fail(c, err)
 		return
 	}
-	s.metrics.publishSeconds.Observe(time.Since(start).Seconds())
+	if replayed {
+		c.Header("Idempotent-Replay", "true")
+		c.Header("Access-Control-Expose-Headers", "Idempotent-Replay") // readable cross-origin too
+	} else {
+		s.metrics.publishSeconds.Observe(time.Since(start).Seconds())
+	}
 	c.Data(http.StatusCreated, "application/json; charset=utf-8", e.JSON)
 }
 
@@ -81,8 +94,21 @@ func (s *Server) readContent(c *gin.Context) (string, error) {
 			return "", err
 		}
 		return decodeJSONContent(body)
-	case "application/x-www-form-urlencoded", "multipart/form-data":
-		if err := r.ParseMultipartForm(s.maxBody()); err != nil && !errors.Is(err, http.ErrNotMultipart) {
+	case "application/x-www-form-urlencoded":
+		// Parsed here rather than with Request.ParseMultipartForm, which
+		// drops ParseForm's errors (a body over the limit, a bad escape) when
+		// the body is not multipart, so they surfaced as "content is empty".
+		body, err := readAll(r.Body)
+		if err != nil {
+			return "", err
+		}
+		form, err := url.ParseQuery(string(body))
+		if err != nil {
+			return "", fmt.Errorf("%w: form body: %v", errBadRequest, err)
+		}
+		return form.Get("content"), nil
+	case "multipart/form-data":
+		if err := r.ParseMultipartForm(s.maxBody()); err != nil {
 			return "", bodyError(err)
 		}
 		return r.PostFormValue("content"), nil
@@ -109,8 +135,13 @@ func bodyError(err error) error {
 	return fmt.Errorf("%w: %v", errBadRequest, err)
 }
 
-// decodeJSONContent reads {"content": "..."}.
+// decodeJSONContent reads {"content": "..."}. A body that is not UTF-8 is
+// refused: encoding/json would quietly replace the bad bytes with U+FFFD and
+// publish something other than what was sent.
 func decodeJSONContent(body []byte) (string, error) {
+	if !utf8.Valid(body) {
+		return "", announce.ErrInvalidUTF8
+	}
 	var req struct {
 		Content *string `json:"content"`
 	}

@@ -37,6 +37,15 @@ type Config struct {
 	PongTimeout  time.Duration
 	// WriteTimeout bounds every write to a client (10s).
 	WriteTimeout time.Duration
+
+	// PrivatePrefix starts the names of channels that need a token to
+	// observe (DefaultPrivatePrefix). TokenSecret signs the tokens; when
+	// empty it is derived from PublishKey, and without either it is random.
+	PrivatePrefix string
+	TokenSecret   string
+	// Idempotency remembers Idempotency-Key publishes; an in-memory,
+	// per-node one when nil (a shared one makes retries work across nodes).
+	Idempotency announce.Idempotency
 }
 
 // Server is the HTTP API.
@@ -52,6 +61,8 @@ type Server struct {
 	shutdownOnce sync.Once
 	shutdown     chan struct{} // closed when the server begins shutting down
 	streams      sync.WaitGroup
+
+	hosted hosted // private channels, tokens, idempotency (private.go)
 }
 
 // New validates cfg and builds the routes.
@@ -96,6 +107,9 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.metrics = m
+	if err := s.initHosted(); err != nil {
+		return nil, err
+	}
 	s.engine = s.routes()
 	return s, nil
 }
@@ -129,17 +143,18 @@ func (s *Server) routes() *gin.Engine {
 	r.GET("/examples/:name", s.example)
 
 	ch := r.Group("/channels/:ch", s.channelName)
-	ch.GET("", s.channelInfo)
-	ch.GET("/status", s.status)
-	ch.GET("/ws", s.websocket)
-	ch.GET("/events", s.sse)
-	ch.GET("/messages", s.messages)
+	ch.GET("", s.guardObserve, s.channelInfo)
+	ch.GET("/status", s.guardObserve, s.status)
+	ch.GET("/ws", s.guardObserve, s.websocket)
+	ch.GET("/events", s.guardObserve, s.sse)
+	ch.GET("/messages", s.guardObserve, s.messages)
 	ch.POST("/messages", s.publish)
+	ch.POST("/tokens", s.mintToken)
 
 	seed := r.Group("", s.defaultChannel)
-	seed.GET("/status", s.status)
-	seed.GET("/ws", s.websocket)
-	seed.GET("/events", s.sse)
+	seed.GET("/status", s.guardObserve, s.status)
+	seed.GET("/ws", s.guardObserve, s.websocket)
+	seed.GET("/events", s.guardObserve, s.sse)
 	seed.POST("/chat", s.publish)
 
 	r.NoRoute(func(c *gin.Context) {

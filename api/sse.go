@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"time"
@@ -22,6 +23,18 @@ func sseFrame(e *announce.Envelope) any {
 	b = append(b, "\nevent: message\ndata: "...)
 	b = append(b, e.JSON...)
 	return append(b, "\n\n"...)
+}
+
+// deadlineWriter sets the connection's write deadline before each write.
+type deadlineWriter struct {
+	rc      *http.ResponseController
+	w       io.Writer
+	timeout time.Duration
+}
+
+func (d deadlineWriter) Write(p []byte) (int, error) {
+	_ = d.rc.SetWriteDeadline(time.Now().Add(d.timeout))
+	return d.w.Write(p)
 }
 
 // replayCursor reads the resume cursor: Last-Event-ID (set by a reconnecting
@@ -74,7 +87,12 @@ func (s *Server) sse(c *gin.Context) {
 	h.Set("X-Accel-Buffering", "no")
 	c.Status(http.StatusOK)
 	rc := http.NewResponseController(c.Writer)
-	w := bufio.NewWriterSize(c.Writer, 4096)
+	// Every write reaching the connection gets a fresh deadline: a frame
+	// larger than the buffer goes straight through w, before write() runs,
+	// and must neither meet the stale deadline of the last flush (which
+	// killed streams idle for longer than WriteTimeout) nor none at all
+	// (a replay to a client that stopped reading would block for ever).
+	w := bufio.NewWriterSize(deadlineWriter{rc: rc, w: c.Writer, timeout: s.cfg.WriteTimeout}, 4096)
 	write := func() error {
 		_ = rc.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
 		if err := w.Flush(); err != nil {
@@ -96,6 +114,8 @@ func (s *Server) sse(c *gin.Context) {
 
 	heartbeat := time.NewTicker(s.cfg.Heartbeat)
 	defer heartbeat.Stop()
+	expired, stopExpiry := tokenExpiry(accessOf(c))
+	defer stopExpiry()
 	var batch []*announce.Envelope
 	for {
 		select {
@@ -118,6 +138,10 @@ func (s *Server) sse(c *gin.Context) {
 				fmt.Fprintf(w, "event: error\ndata: {\"event\":\"error\",\"error\":%q}\n\n", o.Err().Error())
 				_ = write()
 			}
+			return
+		case <-expired:
+			w.WriteString(sseTokenExpired)
+			_ = write()
 			return
 		case <-s.shutdown:
 			return

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"time"
 
@@ -27,6 +28,26 @@ var upgrader = websocket.Upgrader{
 	WriteBufferPool:   nil,
 	CheckOrigin:       func(*http.Request) bool { return true },
 	EnableCompression: false,
+	Error:             upgradeError,
+}
+
+// upgradeError answers a handshake the upgrader refuses (a wrong
+// Sec-WebSocket-Version, no key, ...) like every other error: JSON
+// {"error": ...} with no-store, where gorilla's default is a text/plain
+// status line without any cache header.
+func upgradeError(w http.ResponseWriter, _ *http.Request, status int, reason error) {
+	msg := reason.Error()
+	if status >= http.StatusInternalServerError {
+		msg = "internal error"
+	}
+	b, _ := json.Marshal(struct {
+		Error string `json:"error"`
+	}{msg})
+	h := w.Header()
+	h.Set("Content-Type", "application/json; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
 }
 
 // wsFrameIn is a frame a client may send.
@@ -45,7 +66,7 @@ func (s *Server) websocket(c *gin.Context) {
 		return
 	}
 	if !s.wsOK.allows(c.Request) {
-		fail(c, errors.Join(errForbidden, errors.New("origin "+c.GetHeader("Origin")+" may not open a WebSocket (see --allowed-origins)")))
+		fail(c, fmt.Errorf("%w: origin %s may not open a WebSocket (see --allowed-origins)", errForbidden, c.GetHeader("Origin")))
 		return
 	}
 	since, ok := replayCursor(c, false)
@@ -68,16 +89,18 @@ func (s *Server) websocket(c *gin.Context) {
 		return // the upgrader answered the client
 	}
 	defer conn.Close()
-	s.serveWebSocket(conn, ch.Name(), o, replay, since)
+	s.serveWebSocket(conn, ch.Name(), o, replay, since, accessOf(c))
 }
 
-func (s *Server) serveWebSocket(conn *websocket.Conn, channel string, o *announce.Observer, replay announce.Replay, since *uint64) {
+func (s *Server) serveWebSocket(conn *websocket.Conn, channel string, o *announce.Observer, replay announce.Replay, since *uint64, a access) {
 	conn.SetReadLimit(int64(s.hub.MaxMessage()) + 1024)
 	replies := make(chan []byte, 8)
 	readerDone := make(chan error, 1)
 	quit := make(chan struct{})
 	defer close(quit)
-	go s.readWebSocket(conn, channel, replies, readerDone, quit)
+	go s.readWebSocket(conn, channel, a, replies, readerDone, quit)
+	expired, stopExpiry := tokenExpiry(a)
+	defer stopExpiry()
 
 	ping := time.NewTicker(s.cfg.PingInterval)
 	defer ping.Stop()
@@ -128,6 +151,9 @@ func (s *Server) serveWebSocket(conn *websocket.Conn, channel string, o *announc
 				closeWith(websocket.CloseGoingAway, "server shutting down")
 			}
 			return
+		case <-expired:
+			closeWith(websocket.ClosePolicyViolation, "token expired")
+			return
 		case <-s.shutdown:
 			closeWith(websocket.CloseGoingAway, "server shutting down")
 			return
@@ -142,7 +168,7 @@ func (s *Server) serveWebSocket(conn *websocket.Conn, channel string, o *announc
 
 // readWebSocket reads client frames until the connection fails; a peer that
 // answers no ping within the pong timeout fails the read deadline.
-func (s *Server) readWebSocket(conn *websocket.Conn, channel string, replies chan<- []byte, done chan<- error, quit <-chan struct{}) {
+func (s *Server) readWebSocket(conn *websocket.Conn, channel string, a access, replies chan<- []byte, done chan<- error, quit <-chan struct{}) {
 	extend := func() { _ = conn.SetReadDeadline(time.Now().Add(s.cfg.PongTimeout)) }
 	extend()
 	conn.SetPongHandler(func(string) error { extend(); return nil })
@@ -155,7 +181,7 @@ func (s *Server) readWebSocket(conn *websocket.Conn, channel string, replies cha
 		extend()
 		reply := errorFrame("send text frames of JSON")
 		if kind == websocket.TextMessage {
-			reply = s.handleFrame(channel, data)
+			reply = s.handleFrame(channel, data, a)
 		}
 		select {
 		case replies <- reply:
@@ -165,7 +191,7 @@ func (s *Server) readWebSocket(conn *websocket.Conn, channel string, replies cha
 	}
 }
 
-func (s *Server) handleFrame(channel string, data []byte) []byte {
+func (s *Server) handleFrame(channel string, data []byte, a access) []byte {
 	var in wsFrameIn
 	if err := json.Unmarshal(data, &in); err != nil {
 		return errorFrame("frame is not a JSON object: " + err.Error())
@@ -176,10 +202,8 @@ func (s *Server) handleFrame(channel string, data []byte) []byte {
 	if in.Content == nil {
 		return errorFrame(`publish frame has no "content"`)
 	}
-	if s.cfg.PublishKey != "" {
-		if err := s.checkKey(in.Key); err != nil {
-			return errorFrame(err.Error())
-		}
+	if err := s.authorizeFrame(channel, in.Key, a); err != nil {
+		return errorFrame(err.Error())
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.WriteTimeout)
 	defer cancel()

@@ -1,7 +1,11 @@
 package bolt_test
 
 import (
+	"context"
 	"errors"
+	"fmt"
+	"runtime"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -66,4 +70,41 @@ func BenchmarkAppend(b *testing.B) {
 	s := open(b, b.TempDir(), announce.DefaultHistory)
 	defer s.Close()
 	storetest.BenchAppend(b, s)
+}
+
+// BenchmarkAppendPublishers measures group commit under the concurrency of a
+// busy HTTP node: 16 to 256 publishers (b.SetParallelism per CPU), all on one
+// channel and spread over 8 channels. Every Append is fsynced before it returns.
+func BenchmarkAppendPublishers(b *testing.B) {
+	for _, publishers := range []int{16, 64, 256} {
+		for _, channels := range []int{1, 8} {
+			b.Run(fmt.Sprintf("publishers=%d/channels=%d", publishers, channels), func(b *testing.B) {
+				s := open(b, b.TempDir(), announce.DefaultHistory)
+				defer s.Close()
+				names := make([]string, channels)
+				for i := range names {
+					names[i] = fmt.Sprintf("bench-%d", i)
+				}
+				var next atomic.Int64
+				b.SetParallelism(max(1, publishers/runtime.GOMAXPROCS(0)))
+				b.ReportAllocs()
+				commits, writes := s.Commits(), s.Writes()
+				b.ResetTimer()
+				b.RunParallel(func(pb *testing.PB) {
+					name := names[int(next.Add(1))%channels]
+					ctx := context.Background()
+					for pb.Next() {
+						if _, err := s.Append(ctx, name, "Server maintenance at 22:00", time.Now()); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				})
+				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "publishes/s")
+				n := float64(s.Commits() - commits)
+				b.ReportMetric(float64(b.N)/n, "appends/commit")
+				b.ReportMetric(float64(s.Writes()-writes)/n, "pages/commit")
+			})
+		}
+	}
 }

@@ -16,6 +16,10 @@ type Command func(args []string, stdin io.Reader, stdout, stderr io.Writer) int
 // Commands are the commands by name.
 var Commands = map[string]Command{
 	"serve": Serve,
+	"pub":   Pub,
+	"sub":   Sub,
+	"bench": Bench,
+	"token": Token,
 }
 
 // parse parses args into fs after applying ANNOUNCE_<FLAG> variables for

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/announce/announce/announce"
+	"github.com/announce/announce/api"
 	"github.com/announce/announce/internal/serve"
 )
 
@@ -34,6 +35,8 @@ func Serve(args []string, _ io.Reader, _, stderr io.Writer) int {
 	fs.IntVar(&cfg.Queue, "queue", announce.DefaultQueue, "messages an observer's send queue holds before it is cut as a slow consumer")
 	fs.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "graceful shutdown deadline")
 	fs.StringVar(&cfg.Welcome, "welcome", "", "content of the default channel's first message on a fresh store")
+	fs.StringVar(&cfg.PrivatePrefix, "private-prefix", api.DefaultPrivatePrefix, "channels whose name starts with this need a token to observe")
+	fs.StringVar(&cfg.TokenSecret, "token-secret", "", "secret signing channel tokens; empty: derived from --publish-key, else random (tokens die with the process)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: announce [serve] [flags]\n\nEvery flag also reads ANNOUNCE_<FLAG> (e.g. --poll-timeout ↔ ANNOUNCE_POLL_TIMEOUT).\n\nFlags:\n")
@@ -98,6 +101,8 @@ func validate(cfg serve.Config) error {
 		return errors.New("--max-conns must be 0 (no limit) or more")
 	case cfg.Memory && cfg.Redis != "":
 		return errors.New("--memory and --redis exclude each other")
+	case announce.ValidateChannel(cfg.PrivatePrefix+"x") != nil:
+		return errors.New("--private-prefix must be 1 to 63 of [A-Za-z0-9_.:-]")
 	}
 	return nil
 }

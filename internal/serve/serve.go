@@ -14,6 +14,7 @@ import (
 	"github.com/announce/announce/announce"
 	"github.com/announce/announce/announce/bolt"
 	"github.com/announce/announce/api"
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/net/netutil"
 )
 
@@ -33,7 +34,12 @@ type Config struct {
 	Queue           int
 	ShutdownTimeout time.Duration
 	Welcome         string
+	PrivatePrefix   string // channels needing a token to observe (api.DefaultPrivatePrefix)
+	TokenSecret     string // signs tokens; empty: derived from PublishKey, else random
 	Logger          *slog.Logger
+	// IdleTimeout is how long a channel without observers stays loaded (and,
+	// on Redis, subscribed); zero takes the hub's default (1m).
+	IdleTimeout time.Duration
 
 	// Keepalive intervals; zero takes the API defaults (tests shorten them).
 	Heartbeat    time.Duration
@@ -62,7 +68,9 @@ func Start(cfg Config) (*Node, error) {
 	}
 	n := &Node{cfg: cfg, done: make(chan error, 1)}
 	var ready func() error
-	hubCfg := announce.Config{History: cfg.History, MaxMessage: cfg.MaxMessage, Queue: cfg.Queue, Logger: cfg.Logger}
+	reg := prometheus.NewRegistry()
+	hubCfg := announce.Config{History: cfg.History, MaxMessage: cfg.MaxMessage, Queue: cfg.Queue,
+		IdleTimeout: cfg.IdleTimeout, Logger: cfg.Logger}
 	switch {
 	case cfg.Redis != "":
 		rn, err := openRedis(cfg)
@@ -70,6 +78,10 @@ func Start(cfg Config) (*Node, error) {
 			return nil, err
 		}
 		n.store, hubCfg.Broker, ready = rn.store, rn.newBroker(cfg), rn.ready
+		if err := reg.Register(rn.collector()); err != nil {
+			rn.store.Close()
+			return nil, err
+		}
 	case cfg.Memory:
 		n.store = announce.NewMemoryStore(cfg.History)
 	default:
@@ -93,8 +105,9 @@ func Start(cfg Config) (*Node, error) {
 	n.api, err = api.New(api.Config{
 		Hub: hub, PollTimeout: cfg.PollTimeout, PublishKey: cfg.PublishKey,
 		CORSOrigins: cfg.CORSOrigins, AllowedOrigins: cfg.AllowedOrigins,
-		Logger: cfg.Logger, Ready: ready,
+		Logger: cfg.Logger, Ready: ready, Registry: reg,
 		Heartbeat: cfg.Heartbeat, PingInterval: cfg.PingInterval, PongTimeout: cfg.PongTimeout,
+		PrivatePrefix: cfg.PrivatePrefix, TokenSecret: cfg.TokenSecret,
 	})
 	if err != nil {
 		n.close(context.Background())

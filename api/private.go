@@ -1,0 +1,209 @@
+package api
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/announce/announce/announce"
+	"github.com/announce/announce/announce/token"
+	"github.com/gin-gonic/gin"
+)
+
+// DefaultPrivatePrefix starts the names of channels that need a token to observe.
+const DefaultPrivatePrefix = "private-"
+
+// hosted is the state of the hosted-channel features: private channels,
+// their tokens, and idempotent publishing.
+type hosted struct {
+	prefix string
+	signer *token.Signer
+	idem   announce.Idempotency
+}
+
+// initHosted fills the hosted-channel defaults from s.cfg. Called by New.
+func (s *Server) initHosted() error {
+	cfg := &s.cfg
+	if cfg.PrivatePrefix == "" {
+		cfg.PrivatePrefix = DefaultPrivatePrefix
+	}
+	if announce.ValidateChannel(cfg.PrivatePrefix+"x") != nil { // a prefix some valid name can have
+		return fmt.Errorf("api: private prefix %q: must be [A-Za-z0-9_.:-], at most %d characters", cfg.PrivatePrefix, announce.MaxChannelName-1)
+	}
+	secret := token.Secret(cfg.TokenSecret, cfg.PublishKey)
+	switch {
+	case secret == nil:
+		secret = token.RandomSecret()
+		s.log.Warn("no --token-secret and no --publish-key: tokens are signed with a random secret, so they do not survive a restart and other nodes do not accept them")
+	case cfg.TokenSecret != "" && len(cfg.TokenSecret) < 32:
+		s.log.Warn("--token-secret is shorter than 32 bytes: tokens signed with it can be forged by guessing it")
+	}
+	if cfg.PublishKey == "" {
+		s.log.Warn("no --publish-key: anyone who can reach this server can mint tokens, so private channels are not protected", "prefix", cfg.PrivatePrefix)
+	}
+	signer, err := token.NewSigner(secret, nil)
+	if err != nil {
+		return err
+	}
+	if cfg.Idempotency == nil {
+		cfg.Idempotency = announce.NewMemoryIdempotency(announce.IdempotencyConfig{})
+	}
+	s.hosted = hosted{prefix: cfg.PrivatePrefix, signer: signer, idem: cfg.Idempotency}
+	return nil
+}
+
+// private reports whether observing channel needs a token.
+func (s *Server) private(channel string) bool { return strings.HasPrefix(channel, s.hosted.prefix) }
+
+// access is what a request's credential allows on its channel.
+type access struct {
+	expires time.Time // when the token expires; zero: never (public channel or publish key)
+	publish bool      // the credential grants publishing (WebSocket frames need no key)
+}
+
+// accessKey is where guardObserve leaves the request's access in the gin context.
+const accessKey = "announce.access"
+
+func accessOf(c *gin.Context) access {
+	a, _ := c.Get(accessKey)
+	v, _ := a.(access)
+	return v
+}
+
+// guardObserve admits an observer of a private channel only with a valid
+// token for it (or the publish key), and records what the credential allows.
+func (s *Server) guardObserve(c *gin.Context) {
+	a, err := s.observeAccess(c.Request, channelOf(c))
+	if err != nil {
+		failAuth(c, err)
+		return
+	}
+	c.Set(accessKey, a)
+}
+
+// observeAccess checks the request's credential for observing channel:
+// ?token=, else Authorization: Bearer (a token, or the publish key). A
+// private channel needs one; on a public channel one is optional but, when
+// given as a token, must be valid (it may grant publishing).
+func (s *Server) observeAccess(r *http.Request, channel string) (access, error) {
+	cred, fromHeader := credential(r)
+	if fromHeader && s.cfg.PublishKey != "" && s.checkKey(cred) == nil {
+		return access{publish: true}, nil // the key holder may mint any token anyway
+	}
+	if cred == "" || (fromHeader && !token.LooksLikeToken(cred) && !s.private(channel)) {
+		if s.private(channel) {
+			return access{}, token.ErrMissing
+		}
+		return access{}, nil // another scheme's bearer value on a public channel: none of ours
+	}
+	claims, err := s.hosted.signer.Verify(cred)
+	if err != nil {
+		return access{}, err
+	}
+	if err := claims.Allows(channel, false); err != nil {
+		return access{}, err
+	}
+	return access{expires: claims.Expires(), publish: claims.Publish}, nil
+}
+
+// credential returns ?token=, else the value of Authorization: Bearer.
+func credential(r *http.Request) (cred string, fromHeader bool) {
+	if t := r.URL.Query().Get("token"); t != "" {
+		return t, false
+	}
+	if b, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
+		return strings.TrimSpace(b), true
+	}
+	return "", false
+}
+
+// authorizePublish checks an HTTP publish: with a publish key set, it needs
+// Authorization: Bearer with the key or a token granting publishing to the
+// channel (a token may also come as ?token=).
+func (s *Server) authorizePublish(c *gin.Context) error {
+	if s.cfg.PublishKey == "" {
+		return nil
+	}
+	cred := c.Query("token")
+	if h := c.GetHeader("Authorization"); h != "" { // where the publish key travels: it wins
+		b, ok := strings.CutPrefix(h, "Bearer ")
+		if !ok {
+			b = "" // another scheme
+		}
+		cred = b
+	}
+	return s.checkPublishCredential(channelOf(c), cred)
+}
+
+// authorizeFrame checks a WebSocket publish frame: open publishing, a
+// connection whose token grants publishing, or the frame's key (the publish
+// key or a token granting publishing).
+func (s *Server) authorizeFrame(channel, key string, a access) error {
+	if s.cfg.PublishKey == "" || (a.publish && (a.expires.IsZero() || time.Now().Before(a.expires))) {
+		return nil
+	}
+	return s.checkPublishCredential(channel, key)
+}
+
+// checkPublishCredential accepts the publish key or a token for channel that
+// grants publishing.
+func (s *Server) checkPublishCredential(channel, cred string) error {
+	if cred == "" {
+		return errUnauthorized
+	}
+	if !token.LooksLikeToken(cred) {
+		return s.checkKey(cred)
+	}
+	claims, err := s.hosted.signer.Verify(cred)
+	if err != nil {
+		return err
+	}
+	return claims.Allows(channel, true)
+}
+
+// capToToken shortens a wait so it never outlives the request's token.
+func (s *Server) capToToken(c *gin.Context, wait time.Duration) time.Duration {
+	exp := accessOf(c).expires
+	if exp.IsZero() {
+		return wait
+	}
+	return max(0, min(wait, time.Until(exp)))
+}
+
+// tokenExpiry returns a channel that fires when the request's token expires
+// (nil, never firing, without one) and a function releasing its timer.
+func tokenExpiry(a access) (<-chan time.Time, func()) {
+	if a.expires.IsZero() {
+		return nil, func() {}
+	}
+	t := time.NewTimer(time.Until(a.expires))
+	return t.C, func() { t.Stop() }
+}
+
+// sseTokenExpired ends an SSE stream whose token expired.
+const sseTokenExpired = "event: error\ndata: {\"event\":\"error\",\"error\":\"token expired\"}\n\n"
+
+// guardPage applies guardObserve's rule to the server-rendered demo pages,
+// which show the channel's current message.
+func (s *Server) guardPage(c *gin.Context, channel string) bool {
+	if _, err := s.observeAccess(c.Request, channel); err != nil {
+		failAuth(c, err)
+		return false
+	}
+	return true
+}
+
+// failAuth is fail with the WWW-Authenticate challenge a 401 carries (RFC 6750).
+func failAuth(c *gin.Context, err error) {
+	if statusOf(err) == http.StatusUnauthorized {
+		desc := strings.ReplaceAll(err.Error(), `"`, "'")
+		if errors.Is(err, token.ErrMissing) {
+			c.Header("WWW-Authenticate", `Bearer realm="announce"`)
+		} else {
+			c.Header("WWW-Authenticate", `Bearer realm="announce", error="invalid_token", error_description="`+desc+`"`)
+		}
+	}
+	fail(c, err)
+}
