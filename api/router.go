@@ -123,6 +123,18 @@ func (s *Server) Shutdown() {
 	s.shutdownOnce.Do(func() { close(s.shutdown) })
 }
 
+// refuseWhileStopping answers 503 to a new stream once shutdown began, so a
+// client reconnects to another node instead of being cut at once.
+func (s *Server) refuseWhileStopping(c *gin.Context) bool {
+	select {
+	case <-s.shutdown:
+		fail(c, announce.ErrClosed)
+		return true
+	default:
+		return false
+	}
+}
+
 // Wait blocks until every stream handler (including hijacked WebSockets) returned.
 func (s *Server) Wait() { s.streams.Wait() }
 

@@ -67,7 +67,7 @@ func truncatedNotice(since uint64, first uint64) []byte {
 // sse streams every change of the channel as Server-Sent Events.
 func (s *Server) sse(c *gin.Context) {
 	since, ok := replayCursor(c, true)
-	if !ok {
+	if !ok || s.refuseWhileStopping(c) {
 		return
 	}
 	s.streams.Add(1)
@@ -135,7 +135,8 @@ func (s *Server) sse(c *gin.Context) {
 			}
 		case <-o.Done():
 			if errors.Is(o.Err(), announce.ErrSlowConsumer) {
-				fmt.Fprintf(w, "event: error\ndata: {\"event\":\"error\",\"error\":%q}\n\n", o.Err().Error())
+				// A short retry: the client should resume from history soon.
+				fmt.Fprintf(w, "retry: 500\nevent: error\ndata: {\"event\":\"error\",\"error\":%q}\n\n", o.Err().Error())
 				_ = write()
 			}
 			return

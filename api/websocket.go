@@ -70,7 +70,7 @@ func (s *Server) websocket(c *gin.Context) {
 		return
 	}
 	since, ok := replayCursor(c, false)
-	if !ok {
+	if !ok || s.refuseWhileStopping(c) {
 		return
 	}
 	s.streams.Add(1)
