@@ -13,8 +13,8 @@ import (
 	"github.com/gin-gonic/gin"
 )
 
-// sseFormat keys the SSE encoding cached in each envelope.
-type sseFormat struct{}
+// sseWire is the SSE encoding cached in each envelope.
+var sseWire = announce.NewWireFormat(sseFrame)
 
 func sseFrame(e *announce.Envelope) any {
 	b := make([]byte, 0, len(e.JSON)+48)
@@ -80,6 +80,8 @@ func (s *Server) sse(c *gin.Context) {
 		return
 	}
 	defer ch.Unsubscribe(o)
+	pres := s.attach(c, announce.SSE)
+	defer pres.detach()
 
 	h := c.Writer.Header()
 	h.Set("Content-Type", "text/event-stream")
@@ -106,7 +108,7 @@ func (s *Server) sse(c *gin.Context) {
 		fmt.Fprintf(w, "event: truncated\ndata: %s\n\n", truncatedNotice(*since, replay.Messages[0].ID))
 	}
 	for _, e := range replay.Messages {
-		w.Write(e.Wire(sseFormat{}, sseFrame).([]byte))
+		w.Write(e.Wire(sseWire).([]byte))
 	}
 	if write() != nil {
 		return
@@ -122,9 +124,14 @@ func (s *Server) sse(c *gin.Context) {
 		case <-o.Ready():
 			batch = o.Take(batch[:0])
 			for _, e := range batch {
-				w.Write(e.Wire(sseFormat{}, sseFrame).([]byte))
+				w.Write(e.Wire(sseWire).([]byte))
 			}
 			clear(batch)
+			if write() != nil {
+				return
+			}
+		case ev := <-pres.presenceEvents():
+			w.Write(presenceFrame(ev))
 			if write() != nil {
 				return
 			}

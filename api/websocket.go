@@ -13,8 +13,8 @@ import (
 	"github.com/gorilla/websocket"
 )
 
-// wsFormat keys the prepared WebSocket frame cached in each envelope.
-type wsFormat struct{}
+// wsWire is the prepared WebSocket frame cached in each envelope.
+var wsWire = announce.NewWireFormat(wsFrame)
 
 func wsFrame(e *announce.Envelope) any {
 	pm, _ := websocket.NewPreparedMessage(websocket.TextMessage, e.JSON) // cannot fail for a text frame
@@ -89,10 +89,12 @@ func (s *Server) websocket(c *gin.Context) {
 		return // the upgrader answered the client
 	}
 	defer conn.Close()
-	s.serveWebSocket(conn, ch.Name(), o, replay, since, accessOf(c))
+	pres := s.attach(c, announce.WebSocket)
+	defer pres.detach()
+	s.serveWebSocket(conn, ch.Name(), o, replay, since, accessOf(c), pres.presenceEvents())
 }
 
-func (s *Server) serveWebSocket(conn *websocket.Conn, channel string, o *announce.Observer, replay announce.Replay, since *uint64, a access) {
+func (s *Server) serveWebSocket(conn *websocket.Conn, channel string, o *announce.Observer, replay announce.Replay, since *uint64, a access, presenceEvents <-chan []byte) {
 	conn.SetReadLimit(int64(s.hub.MaxMessage()) + 1024)
 	replies := make(chan []byte, 8)
 	readerDone := make(chan error, 1)
@@ -110,7 +112,7 @@ func (s *Server) serveWebSocket(conn *websocket.Conn, channel string, o *announc
 	}
 	send := func(e *announce.Envelope) error {
 		_ = conn.SetWriteDeadline(deadline())
-		return conn.WritePreparedMessage(e.Wire(wsFormat{}, wsFrame).(*websocket.PreparedMessage))
+		return conn.WritePreparedMessage(e.Wire(wsWire).(*websocket.PreparedMessage))
 	}
 
 	if replay.Truncated && len(replay.Messages) > 0 {
@@ -135,6 +137,11 @@ func (s *Server) serveWebSocket(conn *websocket.Conn, channel string, o *announc
 				}
 			}
 			clear(batch)
+		case ev := <-presenceEvents:
+			_ = conn.SetWriteDeadline(deadline())
+			if conn.WriteMessage(websocket.TextMessage, ev) != nil {
+				return
+			}
 		case msg := <-replies:
 			_ = conn.SetWriteDeadline(deadline())
 			if conn.WriteMessage(websocket.TextMessage, msg) != nil {
@@ -213,6 +220,7 @@ func (s *Server) handleFrame(channel string, data []byte, a access) []byte {
 		return errorFrame(err.Error())
 	}
 	s.metrics.publishSeconds.Observe(time.Since(start).Seconds())
+	s.pres.events.Published(announce.Publication{Message: e.Message, Via: "ws", Name: a.name})
 	b, _ := json.Marshal(struct {
 		Event string `json:"event"`
 		ID    uint64 `json:"id"`
