@@ -47,3 +47,27 @@ lint:
 	@out=$$($(GOFMT) -l .); \
 	if [ -n "$$out" ]; then echo "gofmt -l: these files need gofmt -w:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+
+## bench-cli: the load generator against a real server: builds bin/announce, then for
+## each of `announce bench fanout` and `announce bench idle` over ws, sse and poll starts a
+## fresh `announce serve --memory` on BENCH_LISTEN (so memory figures start clean), runs
+## the scenario and stops the server. `make bench` runs it before the Go benchmarks.
+BENCH_LISTEN ?= 127.0.0.1:18000
+BENCH_N      ?= 1000
+BENCH_FANOUT ?= -n $(BENCH_N) --messages 100 --rate 20
+BENCH_IDLE   ?= -n $(BENCH_N) --hold 3s
+.PHONY: bench-cli
+bench-cli: build
+	@status=0; server=; \
+	trap 'if [ -n "$$server" ]; then kill $$server; fi' EXIT INT TERM; \
+	for run in "fanout ws" "fanout sse" "fanout poll" "idle ws" "idle sse" "idle poll"; do \
+		set -- $$run; \
+		if [ $$1 = fanout ]; then args="$(BENCH_FANOUT)"; else args="$(BENCH_IDLE)"; fi; \
+		echo "== announce bench $$1 --transport $$2 $$args"; \
+		bin/announce serve --memory --listen $(BENCH_LISTEN) --log-level error & server=$$!; \
+		bin/announce bench $$1 --server http://$(BENCH_LISTEN) --transport $$2 $$args || status=1; \
+		kill $$server; wait $$server || status=1; server=; \
+	done; \
+	exit $$status
+
+bench: bench-cli

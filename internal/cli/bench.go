@@ -1,0 +1,465 @@
+package cli
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/announce/announce/client"
+)
+
+// Bench is the load generator: `announce bench fanout` and `announce bench idle`.
+func Bench(args []string, _ io.Reader, stdout, stderr io.Writer) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	return bench(ctx, args, stdout, stderr)
+}
+
+const benchUsage = `Usage: announce bench fanout|idle [flags]
+
+  fanout  opens N observers of one transport on a channel, then publishes M
+          messages at R per second, each carrying its send time; reports the
+          connect rate, deliveries per second, the latency from publish to
+          arrival (p50, p90, p99, max), missed and duplicated deliveries.
+  idle    holds N idle observers and reports the server's memory (resident
+          set, from its /metrics) and goroutines per observer.
+
+The target must be on this machine (loopback) unless --allow-remote is given.
+Connections are spread over the loopback source addresses 127.0.0.1..127.0.0.S
+so that more than 64K of them fit, and the open-files limit is raised to its
+hard limit. Output: a table, then one JSON line (--json-only: the line alone).
+
+Run "announce bench fanout --help" for the flags.
+`
+
+func bench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
+		fmt.Fprint(stderr, benchUsage)
+		if len(args) > 0 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help") {
+			return 0
+		}
+		return 2
+	}
+	scenario, args := args[0], args[1:]
+	if scenario != "fanout" && scenario != "idle" {
+		fmt.Fprintf(stderr, "announce bench: unknown scenario %q (fanout or idle)\n", scenario)
+		return 2
+	}
+	fs := flag.NewFlagSet("announce bench "+scenario, flag.ContinueOnError)
+	var cfg benchConfig
+	cfg.register(fs, scenario)
+	if err := parse(fs, args, stderr); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintln(stderr, "announce bench:", err)
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "announce bench: unexpected arguments %q\n", fs.Args())
+		return 2
+	}
+	b, err := newBenchRun(ctx, cfg, stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, "announce bench:", err)
+		return 2
+	}
+	if err := b.waitReady(ctx); err != nil {
+		fmt.Fprintln(stderr, "announce bench:", err)
+		return 1
+	}
+	var rep benchReport
+	switch scenario {
+	case "fanout":
+		rep, err = b.fanout(ctx)
+	case "idle":
+		rep, err = b.idle(ctx)
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "announce bench:", err)
+		return 1
+	}
+	if !cfg.jsonOnly {
+		rep.printTable(stdout)
+	}
+	fmt.Fprintf(stdout, "%s\n", jsonLine(rep))
+	if rep.failed() {
+		return 1
+	}
+	return 0
+}
+
+// benchConfig are the flags of both scenarios.
+type benchConfig struct {
+	server      string
+	channel     string
+	transport   string
+	n           int
+	key         string
+	allowRemote bool
+	jsonOnly    bool
+	sources     int
+	concurrency int
+	wait        time.Duration
+	idleTimeout time.Duration
+
+	// fanout
+	messages int
+	rate     float64
+	size     int
+	drain    time.Duration
+	// idle
+	hold time.Duration
+}
+
+func (c *benchConfig) register(fs *flag.FlagSet, scenario string) {
+	fs.StringVar(&c.server, "server", defaultServer, "the server's base URL")
+	fs.StringVar(&c.channel, "channel", "", "the channel (default: a fresh bench-<time> channel)")
+	fs.StringVar(&c.transport, "transport", string(client.WebSocket), "ws, sse or poll")
+	fs.IntVar(&c.n, "n", 1000, "number of observers")
+	fs.BoolVar(&c.allowRemote, "allow-remote", false, "allow a target that is not on this machine")
+	fs.BoolVar(&c.jsonOnly, "json-only", false, "print only the JSON line")
+	fs.IntVar(&c.sources, "sources", 16, "loopback source addresses to spread connections over (127.0.0.1..127.0.0.S)")
+	fs.IntVar(&c.concurrency, "connect-concurrency", 64, "connections being opened at once")
+	fs.DurationVar(&c.wait, "wait", 10*time.Second, "how long to wait for the server to be ready")
+	fs.DurationVar(&c.idleTimeout, "idle-timeout", 75*time.Second, "a connection silent this long is taken for dead")
+	if scenario == "fanout" {
+		fs.StringVar(&c.key, "publish-key", "", "the server's publish key (ANNOUNCE_PUBLISH_KEY)")
+		fs.IntVar(&c.messages, "messages", 100, "messages to publish")
+		fs.Float64Var(&c.rate, "rate", 20, "messages published per second")
+		fs.IntVar(&c.size, "size", 0, "bytes of padding added to each message")
+		fs.DurationVar(&c.drain, "drain", 15*time.Second, "how long to wait for deliveries after the last publish")
+	} else {
+		fs.DurationVar(&c.hold, "hold", 5*time.Second, "how long to hold the idle observers before measuring")
+	}
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: announce bench %s [flags]\n\nEvery flag also reads ANNOUNCE_<FLAG>.\n\nFlags:\n", scenario)
+		fs.PrintDefaults()
+	}
+}
+
+// benchRun is one scenario's shared state: the target, how to reach it, and the observers.
+type benchRun struct {
+	cfg       benchConfig
+	transport client.Transport
+	base      *url.URL // the server, with any path prefix
+	hostport  string
+	tls       *tls.Config
+	dialers   []net.Dialer // one per source address
+	client    *client.Client
+	stderr    io.Writer
+	tty       bool
+
+	stopping  atomic.Bool
+	stop      context.CancelFunc // ends the observers' dials
+	observers []*observer
+	wg        sync.WaitGroup
+	connected atomic.Int64
+	failed    atomic.Int64
+	delivered atomic.Int64 // first deliveries of the run's messages, over all observers
+}
+
+func newBenchRun(ctx context.Context, cfg benchConfig, stderr io.Writer) (*benchRun, error) {
+	tr, err := client.ParseTransport(cfg.transport)
+	if err != nil {
+		return nil, fmt.Errorf("--transport: %w", err)
+	}
+	switch {
+	case cfg.n < 1:
+		return nil, errors.New("-n must be at least 1")
+	case cfg.sources < 1 || cfg.sources > 254:
+		return nil, errors.New("--sources must be 1 to 254")
+	case cfg.concurrency < 1:
+		return nil, errors.New("--connect-concurrency must be at least 1")
+	case cfg.messages < 0 || (cfg.messages > 0 && cfg.rate <= 0) || math.IsInf(cfg.rate, 0) || math.IsNaN(cfg.rate):
+		return nil, errors.New("--messages must be >= 0 and --rate > 0")
+	}
+	u, err := url.Parse(strings.TrimRight(cfg.server, "/"))
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("--server %q: want http://host:port", cfg.server)
+	}
+	if cfg.channel == "" {
+		cfg.channel = "bench-" + strconv.FormatInt(time.Now().UnixMilli(), 36)
+	}
+	b := &benchRun{cfg: cfg, transport: tr, base: u, stderr: stderr}
+	if f, ok := stderr.(*os.File); ok {
+		if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
+			b.tty = true
+		}
+	}
+	port := u.Port()
+	if port == "" {
+		port = map[string]string{"http": "80", "https": "443"}[u.Scheme]
+	}
+	b.hostport = net.JoinHostPort(u.Hostname(), port)
+	if u.Scheme == "https" {
+		b.tls = &tls.Config{ServerName: u.Hostname()}
+	}
+	loopback, err := isLoopback(ctx, u.Hostname())
+	if err != nil {
+		return nil, err
+	}
+	if !loopback && !cfg.allowRemote {
+		return nil, fmt.Errorf("%s is not on this machine: a load generator aimed elsewhere is an attack; pass --allow-remote if it is yours", u.Hostname())
+	}
+	b.dialers = sourceDialers(u.Hostname(), loopback, cfg.sources)
+	if err := raiseFileLimit(cfg.n+256, stderr); err != nil {
+		return nil, err
+	}
+	b.client, err = client.New(client.Config{Server: u.String(), Key: cfg.key})
+	if err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// isLoopback reports whether host names this machine's loopback interface only.
+func isLoopback(ctx context.Context, host string) (bool, error) {
+	if ip := net.ParseIP(host); ip != nil {
+		return ip.IsLoopback(), nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	addrs, err := net.DefaultResolver.LookupIPAddr(ctx, host)
+	if err != nil {
+		return false, fmt.Errorf("resolving %s: %w", host, err)
+	}
+	for _, a := range addrs {
+		if !a.IP.IsLoopback() {
+			return false, nil
+		}
+	}
+	return len(addrs) > 0, nil
+}
+
+// sourceDialers returns dialers bound to 127.0.0.1..127.0.0.count for an
+// IPv4 loopback target (each source address has its own ~28K ephemeral
+// ports), keeping only addresses this system lets us bind; one plain dialer otherwise.
+func sourceDialers(host string, loopback bool, count int) []net.Dialer {
+	base := net.Dialer{Timeout: 10 * time.Second, KeepAlive: -1}
+	ip := net.ParseIP(host)
+	if !loopback || ip == nil || ip.To4() == nil {
+		return []net.Dialer{base}
+	}
+	var ds []net.Dialer
+	for i := 1; i <= count; i++ {
+		src := net.IPv4(127, 0, 0, byte(i))
+		ln, err := net.Listen("tcp", net.JoinHostPort(src.String(), "0"))
+		if err != nil {
+			continue // not configured here (macOS has 127.0.0.1 only)
+		}
+		ln.Close()
+		d := base
+		d.LocalAddr = &net.TCPAddr{IP: src}
+		ds = append(ds, d)
+	}
+	if len(ds) == 0 {
+		return []net.Dialer{base}
+	}
+	return ds
+}
+
+// dial opens observer i's connection from its source address (TLS for https).
+func (b *benchRun) dial(ctx context.Context, i int) (net.Conn, error) {
+	d := &b.dialers[i%len(b.dialers)]
+	c, err := d.DialContext(ctx, "tcp", b.hostport)
+	if err != nil || b.tls == nil {
+		return c, err
+	}
+	tc := tls.Client(c, b.tls)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return tc, nil
+}
+
+// waitReady waits for the server's /readyz, up to --wait.
+func (b *benchRun) waitReady(ctx context.Context) error {
+	deadline := time.Now().Add(b.cfg.wait)
+	for {
+		rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		req, _ := http.NewRequestWithContext(rctx, http.MethodGet, b.base.String()+"/readyz", nil)
+		resp, err := http.DefaultClient.Do(req)
+		cancel()
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+			err = fmt.Errorf("/readyz answered %s", resp.Status)
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			return fmt.Errorf("server %s not ready: %w", b.base, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// serverMetrics reads the server's /metrics into series → value
+// ("process_resident_memory_bytes", `announce_observers{transport="ws"}`).
+func (b *benchRun) serverMetrics(ctx context.Context) (map[string]float64, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, b.base.String()+"/metrics", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("/metrics answered %s", resp.Status)
+	}
+	return parseMetrics(resp.Body)
+}
+
+// parseMetrics reads the Prometheus text format's samples (no timestamps).
+func parseMetrics(r io.Reader) (map[string]float64, error) {
+	out := map[string]float64{}
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		if i < 0 {
+			continue
+		}
+		v, err := strconv.ParseFloat(line[i+1:], 64)
+		if err != nil {
+			continue
+		}
+		out[line[:i]] = v
+	}
+	return out, sc.Err()
+}
+
+// openObservers starts n observers (on b.observers) and waits until each
+// connected or gave up, showing progress; it returns how long that took.
+func (b *benchRun) openObservers(ctx context.Context, since uint64, messages int) time.Duration {
+	n := b.cfg.n
+	b.observers = make([]*observer, n)
+	ctx, b.stop = context.WithCancel(ctx)
+	sem := make(chan struct{}, b.cfg.concurrency)
+	var opened sync.WaitGroup
+	start := time.Now()
+	stopProgress := b.progress("connecting", func() (int64, int64) { return b.connected.Load() + b.failed.Load(), int64(n) }, true)
+	for i := range n {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break // interrupted: the caller closes what is open
+		}
+		o := newObserver(b, i, since, messages)
+		b.observers[i] = o
+		opened.Add(1)
+		b.wg.Add(1)
+		go o.run(ctx, func(err error) {
+			if err != nil {
+				b.failed.Add(1)
+			} else {
+				b.connected.Add(1)
+			}
+			<-sem
+			opened.Done()
+		})
+	}
+	opened.Wait()
+	took := time.Since(start)
+	stopProgress()
+	return took
+}
+
+// closeObservers stops every observer and waits for them.
+func (b *benchRun) closeObservers() {
+	b.stopping.Store(true)
+	if b.stop != nil {
+		b.stop()
+	}
+	for _, o := range b.observers {
+		if o != nil {
+			o.closeConn()
+		}
+	}
+	b.wg.Wait()
+}
+
+// progress draws a bar on a terminal (a line every few seconds otherwise)
+// of what count returns, until the returned stop is called.
+func (b *benchRun) progress(what string, count func() (done, total int64), rate bool) (stop func()) {
+	quit := make(chan struct{})
+	finished := make(chan struct{})
+	start := time.Now()
+	draw := func(final bool) {
+		done, total := count()
+		secs := time.Since(start).Seconds()
+		perSec := ""
+		if rate && secs > 0 {
+			perSec = fmt.Sprintf("  %.0f/s", float64(done)/secs)
+		}
+		if b.tty {
+			const width = 30
+			fill := 0
+			if total > 0 {
+				fill = int(float64(width) * float64(done) / float64(total))
+			}
+			fmt.Fprintf(b.stderr, "\r%-12s [%s%s] %d/%d%s  ", what,
+				strings.Repeat("#", min(fill, width)), strings.Repeat(".", width-min(fill, width)), done, total, perSec)
+			if final {
+				fmt.Fprintln(b.stderr)
+			}
+			return
+		}
+		fmt.Fprintf(b.stderr, "%s: %d/%d%s\n", what, done, total, perSec)
+	}
+	go func() {
+		defer close(finished)
+		every := 200 * time.Millisecond
+		if !b.tty {
+			every = 2 * time.Second
+		}
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				draw(false)
+			case <-quit:
+				if b.tty {
+					draw(true)
+				}
+				return
+			}
+		}
+	}()
+	return func() { close(quit); <-finished }
+}
+
+// percentile returns the p-th percentile (0..100) of sorted values.
+func percentile(sorted []int64, p float64) int64 {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(math.Ceil(p/100*float64(len(sorted)))) - 1
+	return sorted[min(max(i, 0), len(sorted)-1)]
+}

@@ -1,0 +1,140 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"time"
+)
+
+// fanout opens the observers, publishes the messages at the rate, waits for
+// the deliveries (or the drain timeout) and reports.
+func (b *benchRun) fanout(ctx context.Context) (benchReport, error) {
+	cfg := b.cfg
+	info, err := b.client.Info(ctx, cfg.channel)
+	if err != nil {
+		return nil, fmt.Errorf("reading channel %s: %w", cfg.channel, err)
+	}
+	base := info.Current.ID
+	rep := &fanoutReport{benchCommon: b.common("fanout"), Messages: cfg.messages, Rate: cfg.rate}
+	before, _ := b.serverMetrics(ctx)
+
+	took := b.openObservers(ctx, base, cfg.messages)
+	defer b.closeObservers()
+	if ctx.Err() != nil {
+		return nil, errors.New("interrupted")
+	}
+	rep.connected(b, took)
+	afterConnect, _ := b.serverMetrics(ctx)
+	rep.memory(before, afterConnect, b.transport)
+	if rep.Connected == 0 {
+		return nil, fmt.Errorf("no observer could connect: %v", b.firstError())
+	}
+
+	// Publish at the rate, each message carrying its send time.
+	pad := ""
+	if cfg.size > 0 {
+		pad = `,"pad":"` + strings.Repeat("x", cfg.size) + `"`
+	}
+	var acked []uint64
+	var publishErr error
+	var sent atomic.Int64
+	interval := time.Duration(float64(time.Second) / cfg.rate)
+	stopProgress := b.progress("publishing", func() (int64, int64) { return sent.Load(), int64(cfg.messages) }, false)
+	start := time.Now()
+	for i := range cfg.messages {
+		if d := time.Until(start.Add(time.Duration(i) * interval)); d > 0 {
+			if !sleepCtx(ctx, d) {
+				break
+			}
+		}
+		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		m, err := b.client.Publish(pctx, cfg.channel, fmt.Sprintf(`{"t":%d,"seq":%d%s}`, time.Now().UnixNano(), i, pad))
+		cancel()
+		if err != nil {
+			rep.PublishErrors++
+			if publishErr == nil {
+				publishErr = err
+			}
+			continue
+		}
+		acked = append(acked, m.ID)
+		sent.Add(1)
+	}
+	published := time.Since(start)
+	stopProgress()
+	if ctx.Err() != nil {
+		return nil, errors.New("interrupted")
+	}
+	rep.Published = len(acked)
+	if published > 0 && len(acked) > 1 {
+		rep.PublishRate = float64(len(acked)-1) / published.Seconds()
+	}
+
+	// Wait for the deliveries, or the drain timeout.
+	rep.Expected = rep.Connected * int64(len(acked))
+	stopProgress = b.progress("delivering", func() (int64, int64) { return b.delivered.Load(), rep.Expected }, false)
+	deadline := time.Now().Add(cfg.drain)
+	for b.delivered.Load() < rep.Expected && time.Now().Before(deadline) && ctx.Err() == nil {
+		time.Sleep(10 * time.Millisecond)
+	}
+	stopProgress()
+	b.closeObservers()
+	after, _ := b.serverMetrics(context.WithoutCancel(ctx))
+	rep.SlowConsumers = after["announce_slow_consumers_total"] - before["announce_slow_consumers_total"]
+
+	// Tally what every observer saw.
+	var latency []int64
+	var last int64
+	for _, o := range b.observers {
+		if o == nil || !o.ok {
+			continue // never connected: a connect error, not a miss
+		}
+		latency = append(latency, o.latency...)
+		last = max(last, o.lastAt)
+		for _, id := range acked {
+			if id <= o.base || id > o.base+uint64(len(o.counts)) {
+				continue
+			}
+			switch c := o.counts[id-o.base-1]; {
+			case c == 0:
+				rep.Missed++
+			case c > 1:
+				rep.Duplicated += int64(c) - 1
+			}
+		}
+		rep.Reordered += o.reordered
+		rep.Foreign += o.foreign
+		rep.Reconnects += o.reconnects
+	}
+	rep.Deliveries = int64(len(latency))
+	if span := time.Duration(last - start.UnixNano()); span > 0 {
+		rep.DeliveryRate = float64(rep.Deliveries) / span.Seconds()
+	}
+	slices.Sort(latency)
+	rep.Latency = latencyReport{
+		P50: ms(percentile(latency, 50)), P90: ms(percentile(latency, 90)),
+		P99: ms(percentile(latency, 99)), Max: ms(percentile(latency, 100)),
+	}
+	rep.Errors = rep.ConnectErrors + int64(rep.PublishErrors) + rep.Reconnects
+	if publishErr != nil && rep.FirstError == "" {
+		rep.FirstError = "publish: " + publishErr.Error()
+	}
+	return rep, nil
+}
+
+func ms(ns int64) float64 { return float64(ns) / 1e6 }
+
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
