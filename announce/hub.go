@@ -22,6 +22,12 @@ type Config struct {
 	// IdleTimeout is how long a channel without observers stays cached (1m).
 	IdleTimeout time.Duration
 	Logger      *slog.Logger
+	// SchedulePoll is how often the scheduler looks for schedules made on
+	// other nodes (DefaultSchedulePoll); MaxScheduled caps a channel's
+	// schedules (DefaultMaxScheduled). Both matter only when Store is a
+	// ScheduleStore (schedule.go).
+	SchedulePoll time.Duration
+	MaxScheduled int
 }
 
 // Hub holds the channels by name and publishes through the Store.
@@ -35,6 +41,7 @@ type Hub struct {
 	gapGrace   time.Duration
 	log        *slog.Logger
 	stats      Stats
+	sched      *Scheduler // nil when the store cannot schedule
 
 	seed   maphash.Seed
 	shards [32]shard
@@ -107,6 +114,9 @@ func NewHub(cfg Config) (*Hub, error) {
 	}
 	h.janitorWG.Add(1)
 	go h.janitor()
+	if st, ok := cfg.Store.(ScheduleStore); ok {
+		h.sched = newScheduler(h, st, cfg.SchedulePoll, cfg.MaxScheduled)
+	}
 	return h, nil
 }
 
@@ -427,6 +437,7 @@ func (h *Hub) Close(ctx context.Context) error {
 	}
 	close(h.stop)
 	h.janitorWG.Wait()
+	h.sched.close()
 	for i := range h.shards {
 		s := &h.shards[i]
 		s.mu.Lock()

@@ -7,6 +7,7 @@ import (
 
 	"github.com/announce/announce/announce"
 	"github.com/announce/announce/announce/redis"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // redisNode is the scale-out wiring: a Redis store and a broker on the same URL.
@@ -52,4 +53,19 @@ func (r *redisNode) ready() error {
 		err = errors.Join(err, r.broker.Ping(ctx))
 	}
 	return err
+}
+
+// collector exposes the broker's reconnects on /metrics, so an operator sees
+// a flapping Redis; the hub's announce_gaps_filled_total shows what the
+// reconnects cost.
+func (r *redisNode) collector() prometheus.Collector {
+	return prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "announce_redis_reconnects_total",
+		Help: "Redis pub/sub connections re-established after a loss.",
+	}, func() float64 {
+		if r.broker == nil { // set when the hub builds its broker, before serving
+			return 0
+		}
+		return float64(r.broker.Reconnects())
+	})
 }

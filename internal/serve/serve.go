@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/announce/announce/announce"
@@ -45,6 +46,9 @@ type Config struct {
 	Heartbeat    time.Duration
 	PingInterval time.Duration
 	PongTimeout  time.Duration
+
+	// Presence and webhooks (presence.go).
+	Presence PresenceConfig
 }
 
 // Node is a running server.
@@ -56,6 +60,12 @@ type Node struct {
 	http  *http.Server
 	ln    net.Listener
 	done  chan error
+	fresh freshConns
+
+	shutdownOnce sync.Once
+	shutdownErr  error
+
+	presence presenceNode // presence.go
 }
 
 // Start opens the store, starts the hub and serves HTTP on cfg.Listen.
@@ -102,12 +112,17 @@ func Start(cfg Config) (*Node, error) {
 		n.close(context.Background())
 		return nil, err
 	}
+	if err := n.startPresence(reg); err != nil {
+		n.close(context.Background())
+		return nil, err
+	}
 	n.api, err = api.New(api.Config{
 		Hub: hub, PollTimeout: cfg.PollTimeout, PublishKey: cfg.PublishKey,
 		CORSOrigins: cfg.CORSOrigins, AllowedOrigins: cfg.AllowedOrigins,
 		Logger: cfg.Logger, Ready: ready, Registry: reg,
 		Heartbeat: cfg.Heartbeat, PingInterval: cfg.PingInterval, PongTimeout: cfg.PongTimeout,
 		PrivatePrefix: cfg.PrivatePrefix, TokenSecret: cfg.TokenSecret,
+		Presence: n.presence.tracker,
 	})
 	if err != nil {
 		n.close(context.Background())
@@ -128,7 +143,9 @@ func Start(cfg Config) (*Node, error) {
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
+		ConnState:         n.fresh.track,
 	}
+	n.http.RegisterOnShutdown(n.fresh.closeAll)
 	if cfg.PublishKey == "" {
 		cfg.Logger.Warn("publishing is open to anyone who can reach this server; set --publish-key to require a key")
 	}
@@ -163,8 +180,13 @@ func (n *Node) welcome() error {
 
 // Shutdown stops accepting, answers waiting long-polls with the current
 // message, ends SSE streams, closes WebSockets with 1001 and closes the
-// store, within the shutdown timeout.
+// store, within the shutdown timeout. Calls after the first return its result.
 func (n *Node) Shutdown() error {
+	n.shutdownOnce.Do(func() { n.shutdownErr = n.shutdown() })
+	return n.shutdownErr
+}
+
+func (n *Node) shutdown() error {
 	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.ShutdownTimeout)
 	defer cancel()
 	n.api.Shutdown()
@@ -174,16 +196,60 @@ func (n *Node) Shutdown() error {
 	select {
 	case <-waited:
 	case <-ctx.Done():
-		err = errors.Join(err, fmt.Errorf("streams still open at the shutdown deadline: %w", ctx.Err()))
+		select {
+		case <-waited: // both were ready: the streams did end
+		default:
+			err = errors.Join(err, fmt.Errorf("streams still open at the shutdown deadline: %w", ctx.Err()))
+		}
 	}
 	n.http.Close() // whatever is left
 	return errors.Join(err, n.close(ctx))
 }
 
+// freshConns tracks the connections that have not begun a request, and
+// closes them when the server shuts down. net/http's Shutdown counts such a
+// connection as busy for its first 5 seconds (go.dev/issue/22682), so one
+// browser preconnect or idle port scan would hold a graceful stop for 5s,
+// and make it fail with a --shutdown-timeout under that.
+type freshConns struct {
+	mu      sync.Mutex
+	conns   map[net.Conn]struct{}
+	closing bool // after closeAll, a connection is closed as soon as it is seen
+}
+
+// track is the server's ConnState hook.
+func (f *freshConns) track(c net.Conn, st http.ConnState) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	switch {
+	case st != http.StateNew:
+		delete(f.conns, c)
+	case f.closing:
+		c.Close() // accepted just as the listener closed
+	default:
+		if f.conns == nil {
+			f.conns = make(map[net.Conn]struct{})
+		}
+		f.conns[c] = struct{}{}
+	}
+}
+
+// closeAll closes the fresh connections; http.Server.Shutdown calls it once
+// its listeners are closed.
+func (f *freshConns) closeAll() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.closing = true
+	for c := range f.conns {
+		c.Close()
+	}
+	clear(f.conns)
+}
+
 func (n *Node) close(ctx context.Context) error {
-	var err error
+	err := n.stopPresence(ctx) // after the streams ended: their disconnections reach the webhooks
 	if n.hub != nil {
-		err = n.hub.Close(ctx)
+		err = errors.Join(err, n.hub.Close(ctx))
 	}
 	return errors.Join(err, n.store.Close())
 }

@@ -20,10 +20,11 @@ import (
 // loaded CI machines running tests in parallel under -race.
 const redisStartTimeout = 20 * time.Second
 
-// RedisServer is a private redis-server for one test: loopback only, no
-// persistence, its working directory a t.TempDir. Stop and Start take it
-// down and bring it back on the same address, for tests of what clients do
-// when Redis goes away. It starts empty each time.
+// RedisServer is a private redis-server for one test: loopback only, its
+// working directory a t.TempDir. Stop and Start take it down and bring it
+// back on the same address, for tests of what clients do when Redis goes
+// away. Without persistence (the default) it starts empty each time; with
+// RedisOptions.AppendOnly it reloads what it had acknowledged.
 type RedisServer struct {
 	// Addr is "127.0.0.1:port", fixed for the server's whole life.
 	Addr string
@@ -32,6 +33,7 @@ type RedisServer struct {
 	bin  string
 	port int
 	dir  string
+	opts RedisOptions
 
 	mu   sync.Mutex
 	proc *redisProcess // nil while stopped
@@ -52,10 +54,26 @@ func Redis(t testing.TB) (addr string) {
 	return StartRedis(t).Addr
 }
 
-// StartRedis starts a private redis-server for t, waits until it answers
-// PING, and stops it when the test ends. It fails the test if redis-server is
-// not installed.
+// RedisOptions configures StartRedisWith. The zero value is StartRedis's
+// server: no persistence at all.
+type RedisOptions struct {
+	// AppendOnly runs Redis with --appendonly yes --appendfsync always: every
+	// write is on disk before Redis acknowledges it, and the data directory
+	// is kept across Stop and Start, so a Stop (SIGKILL) loses nothing that
+	// was acknowledged. For tests of durability across a Redis crash.
+	AppendOnly bool
+}
+
+// StartRedis starts a private redis-server for t without persistence, waits
+// until it answers PING, and stops it when the test ends. It fails the test
+// if redis-server is not installed.
 func StartRedis(t testing.TB) *RedisServer {
+	t.Helper()
+	return StartRedisWith(t, RedisOptions{})
+}
+
+// StartRedisWith is StartRedis with options.
+func StartRedisWith(t testing.TB, opts RedisOptions) *RedisServer {
 	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
@@ -77,6 +95,7 @@ func StartRedis(t testing.TB) *RedisServer {
 			bin:  bin,
 			port: port,
 			dir:  dir,
+			opts: opts,
 		}
 		if lastErr = s.start(); lastErr == nil {
 			t.Cleanup(s.Stop)
@@ -87,8 +106,9 @@ func StartRedis(t testing.TB) *RedisServer {
 	return nil
 }
 
-// Start starts the server again on its address after Stop. It does nothing if
-// the server runs. It fails the test if the server does not come up.
+// Start starts the server again on its address after Stop: empty, or with
+// RedisOptions.AppendOnly with everything it had acknowledged. It does
+// nothing if the server runs. It fails the test if the server does not come up.
 func (s *RedisServer) Start() {
 	s.t.Helper()
 	if err := s.start(); err != nil {
@@ -120,14 +140,19 @@ func (s *RedisServer) start() error {
 	}
 
 	out := new(syncBuffer)
-	cmd := exec.Command(s.bin,
+	args := []string{
 		"--port", strconv.Itoa(s.port),
 		"--bind", "127.0.0.1",
-		"--save", "",
-		"--appendonly", "no",
+		"--save", "", // no RDB snapshots: with AppendOnly the AOF alone is the data
 		"--daemonize", "no",
 		"--dir", s.dir,
-	)
+	}
+	if s.opts.AppendOnly {
+		args = append(args, "--appendonly", "yes", "--appendfsync", "always")
+	} else {
+		args = append(args, "--appendonly", "no")
+	}
+	cmd := exec.Command(s.bin, args...)
 	cmd.Dir = s.dir
 	cmd.Stdout = out
 	cmd.Stderr = out

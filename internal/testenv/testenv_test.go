@@ -127,3 +127,45 @@ func TestBrowserContext(t *testing.T) {
 		t.Fatalf("title, text = %q, %q; want %q, %q", title, text, "announce testenv", "hello")
 	}
 }
+
+func TestRedisWithoutPersistenceStartsEmpty(t *testing.T) {
+	t.Parallel()
+	s := testenv.StartRedis(t)
+	c := newClient(t, s.Addr)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.Set(ctx, "k", "v", 0).Err(); err != nil {
+		t.Fatalf("SET: %v", err)
+	}
+	s.Stop()
+	s.Start()
+	if n, err := c.Exists(ctx, "k").Result(); err != nil || n != 0 {
+		t.Fatalf("EXISTS k after a restart = %d, %v; want 0 (no persistence)", n, err)
+	}
+}
+
+func TestRedisAppendOnlySurvivesKill(t *testing.T) {
+	t.Parallel()
+	s := testenv.StartRedisWith(t, testenv.RedisOptions{AppendOnly: true})
+	c := newClient(t, s.Addr)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if got, err := c.ConfigGet(ctx, "appendfsync").Result(); err != nil || got["appendfsync"] != "always" {
+		t.Fatalf("CONFIG GET appendfsync = %v, %v; want always", got, err)
+	}
+	for i := range 100 {
+		if err := c.RPush(ctx, "list", i).Err(); err != nil {
+			t.Fatalf("RPUSH: %v", err)
+		}
+	}
+	s.Stop() // SIGKILL: only what is on disk survives
+	s.Start()
+	if n, err := c.LLen(ctx, "list").Result(); err != nil || n != 100 {
+		t.Fatalf("LLEN list after kill and restart = %d, %v; want 100 (every acknowledged write)", n, err)
+	}
+	s.Stop()
+	s.Start() // and again: the data dir is kept across every restart
+	if n, err := c.LLen(ctx, "list").Result(); err != nil || n != 100 {
+		t.Fatalf("LLEN list after a second restart = %d, %v; want 100", n, err)
+	}
+}
