@@ -7,7 +7,7 @@ FUZZTIME ?= 30s
 # Go may live in /usr/local/go/bin without being on PATH (fresh machines, CI).
 export PATH := $(PATH):/usr/local/go/bin
 
-.PHONY: run build test test-deps fuzz bench lint
+.PHONY: run build test test-deps fuzz bench lint bench-scale
 
 ## run: the server on its embedded default store
 run:
@@ -71,3 +71,11 @@ bench-cli: build
 	exit $$status
 
 bench: bench-cli
+
+## bench-scale: every target scenario of the performance issue (idle memory per
+## observer, fan-out latency, throughput and server CPU per delivery, cursor
+## long-polls, publishes/s on the embedded store), announce and, when nginx-light
+## and libnginx-mod-nchan are installed, nginx+nchan (docs/nchan.conf) in the
+## same run; prints each figure next to its target. See docs/performance.md.
+bench-scale: build
+	bash scripts/bench-scale.sh

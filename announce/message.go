@@ -12,6 +12,10 @@ type Message struct {
 	Channel string    `json:"channel"`
 	Content string    `json:"content"`
 	Time    time.Time `json:"time,omitzero"`
+	// Expired is set on the message that ends another one's TTL: it names
+	// the expired message's id and has empty content, the only way an empty
+	// content is ever stored (see schedule.go).
+	Expired uint64 `json:"expired,omitempty"`
 }
 
 // MaxChannelName is the longest valid channel name in bytes.

@@ -11,6 +11,7 @@ type MemoryStore struct {
 	history  int
 	mu       sync.RWMutex
 	channels map[string]*memoryChannel
+	sched    map[string]map[string]Scheduled // channel -> id -> schedule (store_memory_schedule.go)
 }
 
 type memoryChannel struct {
@@ -32,19 +33,24 @@ func NewMemoryStore(history int) *MemoryStore {
 func (s *MemoryStore) Append(_ context.Context, channel, content string, at time.Time) (Message, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	ch := s.channels[channel]
+	return s.appendLocked(Message{Channel: channel, Content: content, Time: at.UTC()}), nil
+}
+
+// appendLocked gives m the channel's next id and stores it. Requires s.mu.
+func (s *MemoryStore) appendLocked(m Message) Message {
+	ch := s.channels[m.Channel]
 	if ch == nil {
 		ch = &memoryChannel{}
-		s.channels[channel] = ch
+		s.channels[m.Channel] = ch
 	}
 	ch.last++
-	m := Message{ID: ch.last, Channel: channel, Content: content, Time: at.UTC()}
+	m.ID = ch.last
 	if len(ch.history) >= s.history {
 		n := copy(ch.history, ch.history[len(ch.history)-s.history+1:])
 		ch.history = ch.history[:n]
 	}
 	ch.history = append(ch.history, m)
-	return m, nil
+	return m
 }
 
 // Current implements Store.

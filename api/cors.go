@@ -60,7 +60,7 @@ func (p corsPolicy) middleware(c *gin.Context) {
 		allowed = p.listed(origin)
 	}
 	if !allowed {
-		if method == http.MethodPost {
+		if method == http.MethodPost || method == http.MethodDelete { // publishing, cancelling a scheduled publish
 			c.AbortWithStatusJSON(http.StatusForbidden, gin.H{"error": "cross-origin publishing from " + origin + " is not allowed (see --cors-origins)"})
 			return
 		}
@@ -77,7 +77,7 @@ func (p corsPolicy) middleware(c *gin.Context) {
 		h.Add("Vary", "Origin")
 	}
 	if preflight {
-		h.Set("Access-Control-Allow-Methods", "GET, POST, OPTIONS")
+		h.Set("Access-Control-Allow-Methods", "GET, POST, DELETE, OPTIONS")
 		h.Set("Access-Control-Allow-Headers", "Content-Type, Authorization, Last-Event-ID, Idempotency-Key")
 		h.Set("Access-Control-Max-Age", "600")
 		c.AbortWithStatus(http.StatusNoContent)

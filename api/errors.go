@@ -34,6 +34,14 @@ func statusOf(err error) int {
 		return http.StatusBadRequest
 	case errors.Is(err, announce.ErrIdempotencyKeyReused):
 		return http.StatusUnprocessableEntity
+	case errors.Is(err, announce.ErrBadSchedule):
+		return http.StatusBadRequest
+	case errors.Is(err, announce.ErrScheduleNotFound):
+		return http.StatusNotFound
+	case errors.Is(err, announce.ErrTooManyScheduled):
+		return http.StatusTooManyRequests
+	case errors.Is(err, announce.ErrSchedulingUnsupported):
+		return http.StatusNotImplemented
 	case errors.Is(err, announce.ErrMessageTooLarge), errors.Is(err, errBodyTooLarge):
 		return http.StatusRequestEntityTooLarge
 	case errors.Is(err, errUnsupportedMedia):

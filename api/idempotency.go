@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"time"
 
 	"github.com/announce/announce/announce"
 )
@@ -33,11 +34,12 @@ func idempotencyKey(r *http.Request) (string, error) {
 	return k, nil
 }
 
-// publishOnce publishes content, or, with an idempotency key the channel has
-// seen, answers the message that key published (replayed == true).
-func (s *Server) publishOnce(ctx context.Context, channel, key, content string) (e *announce.Envelope, replayed bool, err error) {
+// publishOnce publishes content (expiring after ttl when positive), or, with
+// an idempotency key the channel has seen, answers the message that key
+// published (replayed == true).
+func (s *Server) publishOnce(ctx context.Context, channel, key, content string, ttl time.Duration) (e *announce.Envelope, replayed bool, err error) {
 	if key == "" {
-		e, err = s.hub.Publish(ctx, channel, content)
+		e, err = s.publishNow(ctx, channel, content, ttl)
 		return e, false, err
 	}
 	return s.hosted.idem.Do(ctx, channel, key, content, func(context.Context) (*announce.Envelope, error) {
@@ -46,6 +48,6 @@ func (s *Server) publishOnce(ctx context.Context, channel, key, content string) 
 		// a second message instead of finding the first.
 		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.WriteTimeout)
 		defer cancel()
-		return s.hub.Publish(pctx, channel, content)
+		return s.publishNow(pctx, channel, content, ttl)
 	})
 }

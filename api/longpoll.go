@@ -76,6 +76,8 @@ func (s *Server) longPoll(c *gin.Context) {
 		fail(c, err)
 		return
 	}
+	pres := s.attach(c, announce.Poll)
+	defer pres.detach()
 	if now == nil {
 		timer := time.NewTimer(p.timeout)
 		select {
@@ -98,6 +100,7 @@ func (s *Server) longPoll(c *gin.Context) {
 
 func (s *Server) answerPoll(c *gin.Context, channel string, e *announce.Envelope, callback string) {
 	setCookieCursor(c.Writer.Header(), channel, e.ID)
+	setClientCookie(c)
 	if callback == "" {
 		c.Data(http.StatusOK, "application/json; charset=utf-8", e.JSON)
 		return

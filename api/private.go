@@ -61,6 +61,8 @@ func (s *Server) private(channel string) bool { return strings.HasPrefix(channel
 type access struct {
 	expires time.Time // when the token expires; zero: never (public channel or publish key)
 	publish bool      // the credential grants publishing (WebSocket frames need no key)
+	holder  string    // the token's holder name (its sub claim), if any
+	name    string    // the observer's presence name (observerName in presence.go)
 }
 
 // accessKey is where guardObserve leaves the request's access in the gin context.
@@ -105,7 +107,7 @@ func (s *Server) observeAccess(r *http.Request, channel string) (access, error) 
 	if err := claims.Allows(channel, false); err != nil {
 		return access{}, err
 	}
-	return access{expires: claims.Expires(), publish: claims.Publish}, nil
+	return access{expires: claims.Expires(), publish: claims.Publish, holder: claims.Name()}, nil
 }
 
 // credential returns ?token=, else the value of Authorization: Bearer.

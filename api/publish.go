@@ -28,13 +28,22 @@ func (s *Server) publish(c *gin.Context) {
 		fail(c, err)
 		return
 	}
-	content, err := s.readContent(c)
+	req, err := s.readContent(c)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	if req.At != "" { // a scheduled publish: schedule.go
+		s.schedule(c, key, req)
+		return
+	}
+	ttl, err := req.ttl()
 	if err != nil {
 		fail(c, err)
 		return
 	}
 	start := time.Now()
-	e, replayed, err := s.publishOnce(c.Request.Context(), channelOf(c), key, content)
+	e, replayed, err := s.publishOnce(c.Request.Context(), channelOf(c), key, req.Content, ttl)
 	if err != nil {
 		fail(c, err)
 		return
@@ -44,6 +53,7 @@ func (s *Server) publish(c *gin.Context) {
 		c.Header("Access-Control-Expose-Headers", "Idempotent-Replay") // readable cross-origin too
 	} else {
 		s.metrics.publishSeconds.Observe(time.Since(start).Seconds())
+		s.published(c, e)
 	}
 	c.Data(http.StatusCreated, "application/json; charset=utf-8", e.JSON)
 }
@@ -74,8 +84,17 @@ func (s *Server) checkKey(key string) error {
 // into six, and the limit is on the content, not the body.
 func (s *Server) maxBody() int64 { return int64(s.hub.MaxMessage())*6 + 4096 }
 
-// readContent reads the content from a JSON, form or text/plain body.
-func (s *Server) readContent(c *gin.Context) (string, error) {
+// readContent reads the content (and at and ttl, see schedule.go) from a
+// JSON, form or text/plain body.
+func (s *Server) readContent(c *gin.Context) (publishRequest, error) {
+	req, err := s.readBody(c)
+	if err == nil {
+		req.fromQuery(c.Request.URL.Query())
+	}
+	return req, err
+}
+
+func (s *Server) readBody(c *gin.Context) (publishRequest, error) {
 	r := c.Request
 	r.Body = http.MaxBytesReader(c.Writer, r.Body, s.maxBody())
 	ctype := r.Header.Get("Content-Type")
@@ -83,7 +102,7 @@ func (s *Server) readContent(c *gin.Context) (string, error) {
 	if ctype != "" {
 		m, _, err := mime.ParseMediaType(ctype)
 		if err != nil {
-			return "", errUnsupportedMedia
+			return publishRequest{}, errUnsupportedMedia
 		}
 		media = m
 	}
@@ -91,7 +110,7 @@ func (s *Server) readContent(c *gin.Context) (string, error) {
 	case "application/json":
 		body, err := readAll(r.Body)
 		if err != nil {
-			return "", err
+			return publishRequest{}, err
 		}
 		return decodeJSONContent(body)
 	case "application/x-www-form-urlencoded":
@@ -100,23 +119,23 @@ func (s *Server) readContent(c *gin.Context) (string, error) {
 		// the body is not multipart, so they surfaced as "content is empty".
 		body, err := readAll(r.Body)
 		if err != nil {
-			return "", err
+			return publishRequest{}, err
 		}
 		form, err := url.ParseQuery(string(body))
 		if err != nil {
-			return "", fmt.Errorf("%w: form body: %v", errBadRequest, err)
+			return publishRequest{}, fmt.Errorf("%w: form body: %v", errBadRequest, err)
 		}
-		return form.Get("content"), nil
+		return publishRequest{Content: form.Get("content"), At: form.Get("at"), TTL: form.Get("ttl")}, nil
 	case "multipart/form-data":
 		if err := r.ParseMultipartForm(s.maxBody()); err != nil {
-			return "", bodyError(err)
+			return publishRequest{}, bodyError(err)
 		}
-		return r.PostFormValue("content"), nil
+		return publishRequest{Content: r.PostFormValue("content"), At: r.PostFormValue("at"), TTL: r.PostFormValue("ttl")}, nil
 	case "text/plain":
 		body, err := readAll(r.Body)
-		return string(body), err
+		return publishRequest{Content: string(body)}, err
 	}
-	return "", errUnsupportedMedia
+	return publishRequest{}, errUnsupportedMedia
 }
 
 func readAll(r io.Reader) ([]byte, error) {
@@ -135,21 +154,24 @@ func bodyError(err error) error {
 	return fmt.Errorf("%w: %v", errBadRequest, err)
 }
 
-// decodeJSONContent reads {"content": "..."}. A body that is not UTF-8 is
+// decodeJSONContent reads {"content": "..."} with the optional "at" and
+// "ttl" (schedule.go). A body that is not UTF-8 is
 // refused: encoding/json would quietly replace the bad bytes with U+FFFD and
 // publish something other than what was sent.
-func decodeJSONContent(body []byte) (string, error) {
+func decodeJSONContent(body []byte) (publishRequest, error) {
 	if !utf8.Valid(body) {
-		return "", announce.ErrInvalidUTF8
+		return publishRequest{}, announce.ErrInvalidUTF8
 	}
 	var req struct {
-		Content *string `json:"content"`
+		Content *string         `json:"content"`
+		At      json.RawMessage `json:"at"`
+		TTL     json.RawMessage `json:"ttl"`
 	}
 	if err := json.Unmarshal(body, &req); err != nil {
-		return "", fmt.Errorf("%w: body is not a JSON object with a string \"content\": %v", errBadRequest, err)
+		return publishRequest{}, fmt.Errorf("%w: body is not a JSON object with a string \"content\": %v", errBadRequest, err)
 	}
 	if req.Content == nil {
-		return "", fmt.Errorf("%w: JSON body has no \"content\" field", errBadRequest)
+		return publishRequest{}, fmt.Errorf("%w: JSON body has no \"content\" field", errBadRequest)
 	}
-	return *req.Content, nil
+	return jsonTimes(publishRequest{Content: *req.Content}, req.At, req.TTL)
 }

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/announce/announce/announce"
+	"github.com/announce/announce/announce/presence"
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -46,6 +47,12 @@ type Config struct {
 	// Idempotency remembers Idempotency-Key publishes; an in-memory,
 	// per-node one when nil (a shared one makes retries work across nodes).
 	Idempotency announce.Idempotency
+
+	// Presence receives every observer's attach and detach and every
+	// publish (presence, and through its sinks webhooks) and answers
+	// GET .../presence; a tracker of this node alone when nil. The caller
+	// closes it (after Wait).
+	Presence *presence.Tracker
 }
 
 // Server is the HTTP API.
@@ -62,7 +69,8 @@ type Server struct {
 	shutdown     chan struct{} // closed when the server begins shutting down
 	streams      sync.WaitGroup
 
-	hosted hosted // private channels, tokens, idempotency (private.go)
+	hosted hosted        // private channels, tokens, idempotency (private.go)
+	pres   presenceState // presence and the events webhooks get (presence.go)
 }
 
 // New validates cfg and builds the routes.
@@ -110,6 +118,10 @@ func New(cfg Config) (*Server, error) {
 	if err := s.initHosted(); err != nil {
 		return nil, err
 	}
+	if err := s.initPresence(); err != nil {
+		return nil, err
+	}
+	s.initSchedule()
 	s.engine = s.routes()
 	return s, nil
 }
@@ -156,17 +168,20 @@ func (s *Server) routes() *gin.Engine {
 
 	ch := r.Group("/channels/:ch", s.channelName)
 	ch.GET("", s.guardObserve, s.channelInfo)
-	ch.GET("/status", s.guardObserve, s.status)
-	ch.GET("/ws", s.guardObserve, s.websocket)
-	ch.GET("/events", s.guardObserve, s.sse)
+	ch.GET("/status", s.guardObserve, s.observerName, s.status)
+	ch.GET("/ws", s.guardObserve, s.observerName, s.websocket)
+	ch.GET("/events", s.guardObserve, s.observerName, s.sse)
 	ch.GET("/messages", s.guardObserve, s.messages)
+	ch.GET("/presence", s.guardObserve, s.presence)
 	ch.POST("/messages", s.publish)
 	ch.POST("/tokens", s.mintToken)
+	ch.GET("/scheduled", s.guardObserve, s.listScheduled)
+	ch.DELETE("/scheduled/:id", s.cancelScheduled)
 
 	seed := r.Group("", s.defaultChannel)
-	seed.GET("/status", s.guardObserve, s.status)
-	seed.GET("/ws", s.guardObserve, s.websocket)
-	seed.GET("/events", s.guardObserve, s.sse)
+	seed.GET("/status", s.guardObserve, s.observerName, s.status)
+	seed.GET("/ws", s.guardObserve, s.observerName, s.websocket)
+	seed.GET("/events", s.guardObserve, s.observerName, s.sse)
 	seed.POST("/chat", s.publish)
 
 	r.NoRoute(func(c *gin.Context) {

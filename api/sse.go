@@ -1,12 +1,14 @@
 package api
 
 import (
-	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/announce/announce/announce"
@@ -24,6 +26,12 @@ func sseFrame(e *announce.Envelope) any {
 	b = append(b, e.JSON...)
 	return append(b, "\n\n"...)
 }
+
+// sseBuffers gathers one wake-up's frames into a single write.
+var sseBuffers = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
+// sseKeepalive is the comment line that keeps proxies from closing an idle stream.
+var sseKeepalive = []byte(": keepalive\n\n")
 
 // deadlineWriter sets the connection's write deadline before each write.
 type deadlineWriter struct {
@@ -65,13 +73,26 @@ func truncatedNotice(since uint64, first uint64) []byte {
 }
 
 // sse streams every change of the channel as Server-Sent Events.
+//
+// An HTTP/1.x stream is hijacked once subscribed: the handler writes the
+// response head itself (close-delimited, as EventSource expects of a
+// stream) and returns, so net/http's per-request buffers, its background
+// reader, the gin context and the deep handler stack are freed. A write
+// pump goroutine is then the stream's only writer, and a small reader
+// notices the client leaving. Where hijacking is not possible (HTTP/2, a
+// recorder) the handler streams through the ResponseWriter.
 func (s *Server) sse(c *gin.Context) {
 	since, ok := replayCursor(c, true)
 	if !ok || s.refuseWhileStopping(c) {
 		return
 	}
 	s.streams.Add(1)
-	defer s.streams.Done()
+	handedOff := false
+	defer func() {
+		if !handedOff {
+			s.streams.Done()
+		}
+	}()
 	ctx := c.Request.Context()
 	o := announce.NewObserver(announce.SSE, s.hub.QueueLimit())
 	ch, replay, err := s.hub.Subscribe(ctx, channelOf(c), o, since)
@@ -79,81 +100,223 @@ func (s *Server) sse(c *gin.Context) {
 		fail(c, err)
 		return
 	}
-	defer ch.Unsubscribe(o)
-	pres := s.attach(c, announce.SSE)
-	defer pres.detach()
+	st := &sseStream{s: s, ch: ch, o: o, pres: s.attach(c, announce.SSE), access: accessOf(c)}
 
 	h := c.Writer.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache")
 	h.Set("X-Accel-Buffering", "no")
+	if conn, hijacked := hijackStream(c, http.StatusOK); hijacked {
+		if conn == nil { // the head could not be written: the client is gone
+			st.ch.Unsubscribe(o)
+			st.pres.detach()
+			return
+		}
+		gone := make(chan struct{})
+		go watchClosed(conn, gone)
+		st.out = &rawStream{conn: conn, timeout: s.cfg.WriteTimeout}
+		handedOff = true
+		go func() {
+			defer s.streams.Done()
+			defer conn.Close()
+			st.run(replay, since, gone)
+		}()
+		return
+	}
 	c.Status(http.StatusOK)
 	rc := http.NewResponseController(c.Writer)
-	// Every write reaching the connection gets a fresh deadline: a frame
-	// larger than the buffer goes straight through w, before write() runs,
-	// and must neither meet the stale deadline of the last flush (which
-	// killed streams idle for longer than WriteTimeout) nor none at all
-	// (a replay to a client that stopped reading would block for ever).
-	w := bufio.NewWriterSize(deadlineWriter{rc: rc, w: c.Writer, timeout: s.cfg.WriteTimeout}, 4096)
-	write := func() error {
-		_ = rc.SetWriteDeadline(time.Now().Add(s.cfg.WriteTimeout))
-		if err := w.Flush(); err != nil {
-			return err
-		}
-		return rc.Flush()
-	}
+	st.out = &httpStream{rc: rc, w: deadlineWriter{rc: rc, w: c.Writer, timeout: s.cfg.WriteTimeout}}
+	st.run(replay, since, ctx.Done())
+}
 
-	w.WriteString("retry: 3000\n\n")
+// sseStream is one SSE observer's state, shared by both ways of writing.
+type sseStream struct {
+	s      *Server
+	ch     *announce.Channel
+	o      *announce.Observer
+	pres   *observerPresence
+	access access
+	out    frameWriter
+}
+
+// frameWriter writes SSE frames to a client in one go, with a fresh write
+// deadline, and flushes them.
+type frameWriter interface {
+	write(frames ...[]byte) error
+}
+
+// run writes the replay, then every change, until the client leaves (gone),
+// the observer is closed, its token expires or the server shuts down.
+func (st *sseStream) run(replay announce.Replay, since *uint64, gone <-chan struct{}) {
+	s, o := st.s, st.o
+	defer st.ch.Unsubscribe(o)
+	defer st.pres.detach()
+	write := st.out.write
+
+	head := [][]byte{[]byte("retry: 3000\n\n")}
 	if replay.Truncated && len(replay.Messages) > 0 {
-		fmt.Fprintf(w, "event: truncated\ndata: %s\n\n", truncatedNotice(*since, replay.Messages[0].ID))
+		head = append(head, fmt.Appendf(nil, "event: truncated\ndata: %s\n\n", truncatedNotice(*since, replay.Messages[0].ID)))
 	}
 	for _, e := range replay.Messages {
-		w.Write(e.Wire(sseWire).([]byte))
+		head = append(head, e.Wire(sseWire).([]byte))
 	}
-	if write() != nil {
+	if write(head...) != nil {
 		return
 	}
 
 	heartbeat := time.NewTicker(s.cfg.Heartbeat)
 	defer heartbeat.Stop()
-	expired, stopExpiry := tokenExpiry(accessOf(c))
+	expired, stopExpiry := tokenExpiry(st.access)
 	defer stopExpiry()
 	var batch []*announce.Envelope
+	var frames [][]byte
 	for {
 		select {
 		case <-o.Ready():
 			batch = o.Take(batch[:0])
+			frames = frames[:0]
 			for _, e := range batch {
-				w.Write(e.Wire(sseWire).([]byte))
+				frames = append(frames, e.Wire(sseWire).([]byte))
 			}
+			err := write(frames...)
 			clear(batch)
-			if write() != nil {
+			clear(frames)
+			if cap(batch) > 64 {
+				batch, frames = nil, nil // a burst is over: give its memory back
+			}
+			if err != nil {
 				return
 			}
-		case ev := <-pres.presenceEvents():
-			w.Write(presenceFrame(ev))
-			if write() != nil {
+		case ev := <-st.pres.presenceEvents():
+			if write(presenceFrame(ev)) != nil {
 				return
 			}
 		case <-heartbeat.C:
-			w.WriteString(": keepalive\n\n")
-			if write() != nil {
+			if write(sseKeepalive) != nil {
 				return
 			}
 		case <-o.Done():
 			if errors.Is(o.Err(), announce.ErrSlowConsumer) {
 				// A short retry: the client should resume from history soon.
-				fmt.Fprintf(w, "retry: 500\nevent: error\ndata: {\"event\":\"error\",\"error\":%q}\n\n", o.Err().Error())
-				_ = write()
+				_ = write(fmt.Appendf(nil, "retry: 500\nevent: error\ndata: {\"event\":\"error\",\"error\":%q}\n\n", o.Err().Error()))
 			}
 			return
 		case <-expired:
-			w.WriteString(sseTokenExpired)
-			_ = write()
+			_ = write([]byte(sseTokenExpired))
 			return
 		case <-s.shutdown:
 			return
-		case <-ctx.Done():
+		case <-gone:
+			return
+		}
+	}
+}
+
+// httpStream writes through the ResponseWriter (net/http buffers it).
+type httpStream struct {
+	rc *http.ResponseController
+	w  deadlineWriter
+}
+
+func (h *httpStream) write(frames ...[]byte) error {
+	bp := sseBuffers.Get().(*[]byte)
+	b := (*bp)[:0]
+	for _, f := range frames {
+		b = append(b, f...)
+	}
+	_, err := h.w.Write(b)
+	if cap(b) <= 64<<10 {
+		*bp = b
+		sseBuffers.Put(bp)
+	}
+	if err != nil {
+		return err
+	}
+	return h.rc.Flush()
+}
+
+// rawStream writes to a hijacked connection: no buffer is held between
+// writes, and one wake-up's frames go out in one writev.
+type rawStream struct {
+	conn     net.Conn
+	timeout  time.Duration
+	bufs     net.Buffers
+	deadline writeDeadline
+}
+
+// writeDeadline renews a connection's write deadline lazily: a burst of
+// writes within a second shares one deadline (each renewal re-arms a
+// runtime timer), so every write still has between timeout-1s and timeout.
+type writeDeadline struct{ at time.Time }
+
+func (d *writeDeadline) extend(conn net.Conn, timeout time.Duration) {
+	want := time.Now().Add(timeout)
+	if want.Sub(d.at) < time.Second && timeout > 2*time.Second {
+		return
+	}
+	d.at = want
+	_ = conn.SetWriteDeadline(want)
+}
+
+func (r *rawStream) write(frames ...[]byte) error {
+	r.bufs = append(r.bufs[:0], frames...)
+	r.deadline.extend(r.conn, r.timeout)
+	out := r.bufs // WriteTo consumes its receiver
+	_, err := out.WriteTo(r.conn)
+	clear(r.bufs[:cap(r.bufs)])
+	if cap(r.bufs) > 64 {
+		r.bufs = nil
+	}
+	return err
+}
+
+// hijackStream takes over an HTTP/1.x connection for a streamed answer:
+// it writes the status line and the headers gathered so far (CORS and the
+// like included), close-delimited, and returns the connection; nil when the
+// connection cannot be hijacked (HTTP/2) or the head cannot be written, the
+// latter having ended the connection. hijacked reports whether the
+// connection was taken from net/http (then the answer is the caller's).
+func hijackStream(c *gin.Context, status int) (conn net.Conn, hijacked bool) {
+	r := c.Request
+	if r.ProtoMajor != 1 || r.ProtoMinor < 1 {
+		return nil, false // HTTP/1.0 and HTTP/2 stream through the ResponseWriter
+	}
+	if _, ok := c.Writer.(http.Hijacker); !ok {
+		return nil, false
+	}
+	conn, brw, err := http.NewResponseController(c.Writer).Hijack()
+	if err != nil {
+		return nil, false
+	}
+	_ = brw // a client sends nothing more on an event stream; what it did send is dropped
+	h := c.Writer.Header()
+	h.Set("Connection", "close")
+	h.Del("Content-Length")
+	h.Del("Transfer-Encoding")
+	head := make([]byte, 0, 512)
+	head = fmt.Appendf(head, "HTTP/1.1 %d %s\r\n", status, http.StatusText(status))
+	head = append(head, "Date: "...)
+	head = time.Now().UTC().AppendFormat(head, http.TimeFormat)
+	head = append(head, "\r\n"...)
+	var b bytes.Buffer
+	_ = h.Write(&b)
+	head = append(head, b.Bytes()...)
+	head = append(head, "\r\n"...)
+	_ = conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	if _, err := conn.Write(head); err != nil {
+		conn.Close()
+		return nil, true
+	}
+	return conn, true
+}
+
+// watchClosed closes gone when the client closes its side of conn (or the
+// connection fails). It holds a single byte of buffer.
+func watchClosed(conn net.Conn, gone chan<- struct{}) {
+	var b [1]byte
+	for {
+		if _, err := conn.Read(b[:]); err != nil {
+			close(gone)
 			return
 		}
 	}

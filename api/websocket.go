@@ -2,10 +2,14 @@ package api
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/announce/announce/announce"
@@ -13,19 +17,41 @@ import (
 	"github.com/gorilla/websocket"
 )
 
-// wsWire is the prepared WebSocket frame cached in each envelope.
+// wsWire is the WebSocket frame cached in each envelope: a server's text
+// frame (unmasked, FIN) built once and written as is by every connection,
+// without gorilla's PreparedMessage (a mutex and a map per message).
 var wsWire = announce.NewWireFormat(wsFrame)
 
-func wsFrame(e *announce.Envelope) any {
-	pm, _ := websocket.NewPreparedMessage(websocket.TextMessage, e.JSON) // cannot fail for a text frame
-	return pm
+func wsFrame(e *announce.Envelope) any { return appendTextFrame(nil, e.JSON) }
+
+// appendTextFrame appends a server-to-client text frame carrying payload (RFC 6455 5.2).
+func appendTextFrame(b, payload []byte) []byte {
+	n := len(payload)
+	b = slices.Grow(b, n+10)
+	b = append(b, 0x81) // FIN, opcode text
+	switch {
+	case n < 126:
+		b = append(b, byte(n))
+	case n <= 0xFFFF:
+		b = append(b, 126, byte(n>>8), byte(n))
+	default:
+		b = append(b, 127)
+		b = binary.BigEndian.AppendUint64(b, uint64(n))
+	}
+	return append(b, payload...)
 }
 
+// wsWriteBuffers lends a write buffer to a connection only while gorilla
+// writes a control or reply frame, so an idle connection holds none.
+var wsWriteBuffers sync.Pool
+
 // upgrader checks origins itself before upgrading, so that a refusal is a JSON error.
+// The read buffer is small: clients send little (publish frames, pongs), and
+// a larger frame is read through it all the same.
 var upgrader = websocket.Upgrader{
-	ReadBufferSize:    1024,
+	ReadBufferSize:    512,
 	WriteBufferSize:   1024,
-	WriteBufferPool:   nil,
+	WriteBufferPool:   &wsWriteBuffers,
 	CheckOrigin:       func(*http.Request) bool { return true },
 	EnableCompression: false,
 	Error:             upgradeError,
@@ -57,9 +83,11 @@ type wsFrameIn struct {
 	Key     string  `json:"key"`
 }
 
-// websocket registers a persistent observer over a WebSocket. The handler
-// goroutine is the connection's only writer; a reader goroutine handles
-// client frames and hands replies to it.
+// websocket registers a persistent observer over a WebSocket. After the
+// upgrade the gin handler returns (releasing net/http's per-request buffers,
+// the gin context and the deep handler stack) and a write pump goroutine
+// takes over as the connection's only writer; a reader goroutine handles
+// client frames and hands replies (and pongs, and the close echo) to it.
 func (s *Server) websocket(c *gin.Context) {
 	if !websocket.IsWebSocketUpgrade(c.Request) {
 		c.AbortWithStatusJSON(http.StatusBadRequest, gin.H{"error": "this route expects a WebSocket upgrade"})
@@ -74,7 +102,12 @@ func (s *Server) websocket(c *gin.Context) {
 		return
 	}
 	s.streams.Add(1)
-	defer s.streams.Done()
+	handedOff := false
+	defer func() {
+		if !handedOff {
+			s.streams.Done()
+		}
+	}()
 	// Subscribe before upgrading so a store failure is still an HTTP error.
 	o := announce.NewObserver(announce.WebSocket, s.hub.QueueLimit())
 	ch, replay, err := s.hub.Subscribe(c.Request.Context(), channelOf(c), o, since)
@@ -82,20 +115,43 @@ func (s *Server) websocket(c *gin.Context) {
 		fail(c, err)
 		return
 	}
-	defer ch.Unsubscribe(o)
 	c.Header("Cache-Control", "") // the 101 answer carries no cache header
 	conn, err := upgrader.Upgrade(c.Writer, c.Request, nil)
 	if err != nil {
+		ch.Unsubscribe(o)
 		return // the upgrader answered the client
 	}
-	defer conn.Close()
 	pres := s.attach(c, announce.WebSocket)
-	defer pres.detach()
-	s.serveWebSocket(conn, ch.Name(), o, replay, since, accessOf(c), pres.presenceEvents())
+	a := accessOf(c)
+	handedOff = true
+	go func() {
+		defer s.streams.Done()
+		defer ch.Unsubscribe(o)
+		defer conn.Close()
+		defer pres.detach()
+		s.serveWebSocket(conn, ch.Name(), o, replay, since, a, pres.presenceEvents())
+	}()
+}
+
+// wsControl is a control frame the reader asks the writer to send.
+type wsControl struct {
+	kind int // websocket.PongMessage or websocket.CloseMessage
+	data []byte
 }
 
 func (s *Server) serveWebSocket(conn *websocket.Conn, channel string, o *announce.Observer, replay announce.Replay, since *uint64, a access, presenceEvents <-chan []byte) {
 	conn.SetReadLimit(int64(s.hub.MaxMessage()) + 1024)
+	// Only this goroutine writes: the reader's pongs and close echo come
+	// here too, since message frames bypass gorilla's write lock.
+	controls := make(chan wsControl, 2)
+	conn.SetPingHandler(func(data string) error {
+		select {
+		case controls <- wsControl{websocket.PongMessage, []byte(data)}:
+		default: // a pong is still pending: one answers them all
+		}
+		return nil
+	})
+	conn.SetCloseHandler(func(int, string) error { return nil }) // the writer echoes it
 	replies := make(chan []byte, 8)
 	readerDone := make(chan error, 1)
 	quit := make(chan struct{})
@@ -106,13 +162,27 @@ func (s *Server) serveWebSocket(conn *websocket.Conn, channel string, o *announc
 
 	ping := time.NewTicker(s.cfg.PingInterval)
 	defer ping.Stop()
+	raw := conn.UnderlyingConn()
 	deadline := func() time.Time { return time.Now().Add(s.cfg.WriteTimeout) }
 	closeWith := func(code int, reason string) {
 		_ = conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, reason), deadline())
 	}
-	send := func(e *announce.Envelope) error {
-		_ = conn.SetWriteDeadline(deadline())
-		return conn.WritePreparedMessage(e.Wire(wsWire).(*websocket.PreparedMessage))
+	// send writes the envelopes' frames with one system call (writev).
+	var bufs net.Buffers
+	var wd writeDeadline // gorilla's own writes only ever push the deadline later
+	send := func(batch []*announce.Envelope) error {
+		bufs = bufs[:0]
+		for _, e := range batch {
+			bufs = append(bufs, e.Wire(wsWire).([]byte))
+		}
+		wd.extend(raw, s.cfg.WriteTimeout)
+		out := bufs // WriteTo consumes its receiver
+		_, err := out.WriteTo(raw)
+		clear(bufs[:cap(bufs)])
+		if cap(bufs) > 64 {
+			bufs = nil // a burst is over: give its memory back
+		}
+		return err
 	}
 
 	if replay.Truncated && len(replay.Messages) > 0 {
@@ -121,22 +191,22 @@ func (s *Server) serveWebSocket(conn *websocket.Conn, channel string, o *announc
 			return
 		}
 	}
-	for _, e := range replay.Messages {
-		if send(e) != nil {
-			return
-		}
+	if len(replay.Messages) > 0 && send(replay.Messages) != nil {
+		return
 	}
 	var batch []*announce.Envelope
 	for {
 		select {
 		case <-o.Ready():
 			batch = o.Take(batch[:0])
-			for _, e := range batch {
-				if send(e) != nil {
-					return
-				}
-			}
+			err := send(batch)
 			clear(batch)
+			if cap(batch) > 64 {
+				batch = nil
+			}
+			if err != nil {
+				return
+			}
 		case ev := <-presenceEvents:
 			_ = conn.SetWriteDeadline(deadline())
 			if conn.WriteMessage(websocket.TextMessage, ev) != nil {
@@ -145,6 +215,10 @@ func (s *Server) serveWebSocket(conn *websocket.Conn, channel string, o *announc
 		case msg := <-replies:
 			_ = conn.SetWriteDeadline(deadline())
 			if conn.WriteMessage(websocket.TextMessage, msg) != nil {
+				return
+			}
+		case ctl := <-controls:
+			if conn.WriteControl(ctl.kind, ctl.data, deadline()) != nil {
 				return
 			}
 		case <-ping.C:
@@ -165,8 +239,17 @@ func (s *Server) serveWebSocket(conn *websocket.Conn, channel string, o *announc
 			closeWith(websocket.CloseGoingAway, "server shutting down")
 			return
 		case err := <-readerDone:
-			if errors.Is(err, websocket.ErrReadLimit) {
+			var ce *websocket.CloseError
+			switch {
+			case errors.Is(err, websocket.ErrReadLimit):
 				closeWith(websocket.CloseMessageTooBig, "frame too large")
+			case errors.As(err, &ce):
+				// Echo the peer's close (RFC 6455 5.5.1), as gorilla's default handler would.
+				code := ce.Code
+				if code == websocket.CloseNoStatusReceived {
+					code = websocket.CloseNormalClosure
+				}
+				closeWith(code, "")
 			}
 			return
 		}

@@ -2,6 +2,7 @@ package bolt
 
 import (
 	"encoding/binary"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -15,10 +16,10 @@ import (
 // takes the first waiting request and every other one already queued (up to
 // MaxBatch), writes them all in one bbolt transaction, whose commit fsyncs,
 // and then answers them all. There is no fixed delay: a batch is whatever
-// queued while the previous commit was being written and synced, so a lone
-// publisher pays one fsync and a thousand concurrent ones share a few. The
-// queue is FIFO, so the publishers that waited longest go first and none is
-// passed over.
+// queued while the previous commit was being written and synced (plus what
+// the publishers already running add, see gather), so a lone publisher pays
+// one fsync and a thousand concurrent ones share a few. The queue is FIFO,
+// so the publishers that waited longest go first and none is passed over.
 //
 // bbolt's own db.Batch does the same with a timer (it waits MaxBatchDelay
 // for a batch to fill) and runs each caller's function under the batch; here
@@ -73,6 +74,7 @@ func (s *Store) commitLoop() {
 	batch := make([]*appendReq, 0, s.maxBatch)
 	w := &batchWriter{history: s.history, buckets: make(map[string]*bbolt.Bucket)}
 	for r := range s.queue {
+		s.gather()
 		batch = append(batch[:0], r)
 	fill:
 		for len(batch) < s.maxBatch {
@@ -91,6 +93,28 @@ func (s *Store) commitLoop() {
 	}
 }
 
+// maxYields bounds how often gather yields before one commit.
+const maxYields = 8
+
+// gather lets the goroutines that are ready to run go first, as long as
+// that adds Appends to the queue: when the CPUs are busy (an HTTP node
+// under load), publishers are runnable but have not queued yet, and a
+// commit taken at once would be small, and each commit costs two fsyncs'
+// worth of CPU. When nothing else is runnable Gosched returns at once, so a
+// lone publisher waits for nothing; the wait is never a fixed delay, only
+// the CPU backlog, and at most maxYields rounds of it.
+func (s *Store) gather() {
+	n := len(s.queue)
+	for range maxYields {
+		runtime.Gosched()
+		m := len(s.queue)
+		if m <= n || m+1 >= s.maxBatch {
+			return
+		}
+		n = m
+	}
+}
+
 // commit writes batch in one transaction and answers every request in it.
 func (s *Store) commit(w *batchWriter, batch []*appendReq) {
 	live := batch[:0]
@@ -102,8 +126,8 @@ func (s *Store) commit(w *batchWriter, batch []*appendReq) {
 	if len(live) == 0 {
 		return
 	}
-	err := s.db.Update(func(tx *bbolt.Tx) error { return w.write(tx, live) })
 	s.commits.Add(1)
+	err := s.db.Update(func(tx *bbolt.Tx) error { return w.write(tx, live) })
 	if err != nil && len(live) > 1 {
 		// Appends are checked before they queue, so this is the disk or the
 		// database failing; still, retry one by one so that only the

@@ -72,7 +72,7 @@ type Store struct {
 	closed  bool
 	queue   chan *appendReq
 	stopped chan struct{} // closed when the committer has returned
-	commits atomic.Uint64 // transactions the committer ran, for the benchmarks
+	commits atomic.Uint64 // transactions the committer began, for tests and benchmarks
 }
 
 var (

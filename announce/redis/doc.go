@@ -13,6 +13,10 @@
 // global keys, announce:schedule:due and announce:schedule:data; see
 // schedule.go.
 //
+// Presence (Presence, presence.go) adds announce:{ch}:presence: a hash of
+// each node's observers of the channel, and a pub/sub topic of the same
+// name carrying join and leave events.
+//
 // The current message is the last element of the history list, so there is
 // no third key to keep in step with the other two. The braces are a Redis
 // Cluster hash tag: both keys of a channel land in one slot, which the

@@ -118,8 +118,11 @@ type benchConfig struct {
 	concurrency int
 	wait        time.Duration
 	idleTimeout time.Duration
+	target      string // announce or nchan
+	pid         int    // read the server's memory and CPU from /proc/PID (nchan: the worker)
 
 	// fanout
+	publishers int
 	messages int
 	rate     float64
 	size     int
@@ -139,9 +142,12 @@ func (c *benchConfig) register(fs *flag.FlagSet, scenario string) {
 	fs.IntVar(&c.concurrency, "connect-concurrency", 64, "connections being opened at once")
 	fs.DurationVar(&c.wait, "wait", 10*time.Second, "how long to wait for the server to be ready")
 	fs.DurationVar(&c.idleTimeout, "idle-timeout", 75*time.Second, "a connection silent this long is taken for dead")
+	fs.StringVar(&c.target, "target", targetAnnounce, "the server's kind: announce, or nchan (nginx + nchan as in docs/nchan.conf: /sub/CH, /pub/CH)")
+	fs.IntVar(&c.pid, "pid", 0, "read the server's memory and CPU from /proc/PID instead of /metrics (needed for nchan: its worker's pid)")
 	if scenario == "fanout" {
 		fs.StringVar(&c.key, "publish-key", "", "the server's publish key (ANNOUNCE_PUBLISH_KEY)")
 		fs.IntVar(&c.messages, "messages", 100, "messages to publish")
+		fs.IntVar(&c.publishers, "publishers", 1, "concurrent publishers: a message's publish starts at its time even when earlier ones wait for their acknowledgement, up to this many at once")
 		fs.Float64Var(&c.rate, "rate", 20, "messages published per second")
 		fs.IntVar(&c.size, "size", 0, "bytes of padding added to each message")
 		fs.DurationVar(&c.drain, "drain", 15*time.Second, "how long to wait for deliveries after the last publish")
@@ -189,6 +195,11 @@ func newBenchRun(ctx context.Context, cfg benchConfig, stderr io.Writer) (*bench
 		return nil, errors.New("--connect-concurrency must be at least 1")
 	case cfg.messages < 0 || (cfg.messages > 0 && cfg.rate <= 0) || math.IsInf(cfg.rate, 0) || math.IsNaN(cfg.rate):
 		return nil, errors.New("--messages must be >= 0 and --rate > 0")
+	case cfg.target != targetAnnounce && cfg.target != targetNchan:
+		return nil, fmt.Errorf("--target %q: announce or nchan", cfg.target)
+	}
+	if cfg.publishers < 1 {
+		cfg.publishers = 1
 	}
 	u, err := url.Parse(strings.TrimRight(cfg.server, "/"))
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -293,9 +304,13 @@ func (b *benchRun) dial(ctx context.Context, i int) (net.Conn, error) {
 // waitReady waits for the server's /readyz, up to --wait.
 func (b *benchRun) waitReady(ctx context.Context) error {
 	deadline := time.Now().Add(b.cfg.wait)
+	ready := "/readyz"
+	if b.cfg.target == targetNchan {
+		ready = "/nchan_status"
+	}
 	for {
 		rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		req, _ := http.NewRequestWithContext(rctx, http.MethodGet, b.base.String()+"/readyz", nil)
+		req, _ := http.NewRequestWithContext(rctx, http.MethodGet, b.base.String()+ready, nil)
 		resp, err := http.DefaultClient.Do(req)
 		cancel()
 		if err == nil {
@@ -315,6 +330,12 @@ func (b *benchRun) waitReady(ctx context.Context) error {
 // serverMetrics reads the server's /metrics into series → value
 // ("process_resident_memory_bytes", `announce_observers{transport="ws"}`).
 func (b *benchRun) serverMetrics(ctx context.Context) (map[string]float64, error) {
+	if b.cfg.pid > 0 || b.cfg.target == targetNchan {
+		if b.cfg.pid <= 0 {
+			return map[string]float64{}, nil // nchan without --pid: no memory figures
+		}
+		return procStats(b.cfg.pid)
+	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, b.base.String()+"/metrics", nil)

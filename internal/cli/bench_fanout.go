@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -14,11 +15,10 @@ import (
 // the deliveries (or the drain timeout) and reports.
 func (b *benchRun) fanout(ctx context.Context) (benchReport, error) {
 	cfg := b.cfg
-	info, err := b.client.Info(ctx, cfg.channel)
+	base, err := b.currentID(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("reading channel %s: %w", cfg.channel, err)
+		return nil, err
 	}
-	base := info.Current.ID
 	rep := &fanoutReport{benchCommon: b.common("fanout"), Messages: cfg.messages, Rate: cfg.rate}
 	before, _ := b.serverMetrics(ctx)
 
@@ -42,8 +42,15 @@ func (b *benchRun) fanout(ctx context.Context) (benchReport, error) {
 	var acked []uint64
 	var publishErr error
 	var sent atomic.Int64
+	var mu sync.Mutex // guards acked, publishErr, rep.PublishErrors, lastAck
+	var lastAck time.Time
 	interval := time.Duration(float64(time.Second) / cfg.rate)
 	stopProgress := b.progress("publishing", func() (int64, int64) { return sent.Load(), int64(cfg.messages) }, false)
+	// Each message's publish starts at its time; up to --publishers wait for
+	// their acknowledgement at once (one: each waits for the one before).
+	slots := make(chan struct{}, cfg.publishers)
+	var inflight sync.WaitGroup
+	cpuBefore, _ := b.serverMetrics(ctx)
 	start := time.Now()
 	for i := range cfg.messages {
 		if d := time.Until(start.Add(time.Duration(i) * interval)); d > 0 {
@@ -51,20 +58,36 @@ func (b *benchRun) fanout(ctx context.Context) (benchReport, error) {
 				break
 			}
 		}
-		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		m, err := b.client.Publish(pctx, cfg.channel, fmt.Sprintf(`{"t":%d,"seq":%d%s}`, time.Now().UnixNano(), i, pad))
-		cancel()
-		if err != nil {
-			rep.PublishErrors++
-			if publishErr == nil {
-				publishErr = err
-			}
-			continue
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
 		}
-		acked = append(acked, m.ID)
-		sent.Add(1)
+		if ctx.Err() != nil {
+			break
+		}
+		inflight.Add(1)
+		go func() {
+			defer inflight.Done()
+			defer func() { <-slots }()
+			content := fmt.Sprintf(`{"t":%d,"seq":%d%s}`, time.Now().UnixNano(), i, pad)
+			id, err := b.publish(ctx, content, i)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				rep.PublishErrors++
+				if publishErr == nil {
+					publishErr = err
+				}
+				return
+			}
+			acked = append(acked, id)
+			lastAck = time.Now()
+			sent.Add(1)
+		}()
 	}
-	published := time.Since(start)
+	inflight.Wait()
+	slices.Sort(acked)
+	published := lastAck.Sub(start)
 	stopProgress()
 	if ctx.Err() != nil {
 		return nil, errors.New("interrupted")
@@ -82,6 +105,7 @@ func (b *benchRun) fanout(ctx context.Context) (benchReport, error) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	stopProgress()
+	cpuAfter, _ := b.serverMetrics(context.WithoutCancel(ctx))
 	b.closeObservers()
 	after, _ := b.serverMetrics(context.WithoutCancel(ctx))
 	rep.SlowConsumers = after["announce_slow_consumers_total"] - before["announce_slow_consumers_total"]
@@ -119,6 +143,11 @@ func (b *benchRun) fanout(ctx context.Context) (benchReport, error) {
 		P50: ms(percentile(latency, 50)), P90: ms(percentile(latency, 90)),
 		P99: ms(percentile(latency, 99)), Max: ms(percentile(latency, 100)),
 	}
+	const cpu = "process_cpu_seconds_total"
+	if _, ok := cpuAfter[cpu]; ok && rep.Deliveries > 0 {
+		rep.ServerCPUSeconds = cpuAfter[cpu] - cpuBefore[cpu]
+		rep.CPUPer1000 = rep.ServerCPUSeconds * 1000 / float64(rep.Deliveries) * 1000
+	}
 	rep.Errors = rep.ConnectErrors + int64(rep.PublishErrors) + rep.Reconnects
 	if publishErr != nil && rep.FirstError == "" {
 		rep.FirstError = "publish: " + publishErr.Error()
@@ -137,4 +166,28 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 	case <-ctx.Done():
 		return false
 	}
+}
+
+// currentID is the channel's id before the run (nchan: 0, the bench's
+// channel is fresh and its messages count by their sequence number).
+func (b *benchRun) currentID(ctx context.Context) (uint64, error) {
+	if b.cfg.target == targetNchan {
+		return 0, nil
+	}
+	info, err := b.client.Info(ctx, b.cfg.channel)
+	if err != nil {
+		return 0, fmt.Errorf("reading channel %s: %w", b.cfg.channel, err)
+	}
+	return info.Current.ID, nil
+}
+
+// publish publishes message seq and returns the id it counts as.
+func (b *benchRun) publish(ctx context.Context, content string, seq int) (uint64, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if b.cfg.target == targetNchan {
+		return uint64(seq) + 1, b.nchanPublish(ctx, content)
+	}
+	m, err := b.client.Publish(ctx, b.cfg.channel, content)
+	return m.ID, err
 }

@@ -9,16 +9,16 @@ import (
 // idle holds N idle observers and reports the server's memory and
 // goroutines per observer, from its /metrics before and after.
 func (b *benchRun) idle(ctx context.Context) (benchReport, error) {
-	info, err := b.client.Info(ctx, b.cfg.channel)
+	base, err := b.currentID(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("reading channel %s: %w", b.cfg.channel, err)
+		return nil, err
 	}
 	before, err := b.serverMetrics(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("reading the server's /metrics: %w", err)
 	}
 	rep := &idleReport{benchCommon: b.common("idle"), HoldSeconds: b.cfg.hold.Seconds()}
-	took := b.openObservers(ctx, info.Current.ID, 0)
+	took := b.openObservers(ctx, base, 0)
 	defer b.closeObservers()
 	if ctx.Err() != nil {
 		return nil, errors.New("interrupted")

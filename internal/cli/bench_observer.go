@@ -98,6 +98,9 @@ func (o *observer) stopped(ctx context.Context) bool {
 func (o *observer) connect(ctx context.Context) (func() error, error) {
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
+	if o.b.cfg.target == targetNchan && o.b.transport == client.Poll {
+		return o.connectNchanPoll(ctx)
+	}
 	switch o.b.transport {
 	case client.SSE:
 		return o.connectSSE(ctx)
@@ -154,6 +157,10 @@ func (o *observer) connectWebSocket(ctx context.Context) (func() error, error) {
 	u.Scheme = map[string]string{"http": "ws", "https": "wss"}[u.Scheme]
 	u.Path = o.path("/ws", nil)
 	u.RawQuery = url.Values{"since": {strconv.FormatUint(o.since, 10)}}.Encode()
+	nchan := o.b.cfg.target == targetNchan
+	if nchan {
+		u.Path, u.RawQuery = o.b.nchanPath("sub"), ""
+	}
 	c, resp, err := d.DialContext(ctx, u.String(), nil)
 	if err != nil {
 		if resp != nil {
@@ -178,7 +185,11 @@ func (o *observer) connectWebSocket(ctx context.Context) (func() error, error) {
 			if err != nil {
 				return err
 			}
-			if kind == websocket.TextMessage {
+			switch {
+			case kind != websocket.TextMessage:
+			case nchan:
+				o.deliverRaw(data)
+			default:
 				o.deliverJSON(data)
 			}
 		}
@@ -212,8 +223,12 @@ func (o *observer) connectSSE(ctx context.Context) (func() error, error) {
 		return nil, errStopping
 	}
 	br := bufio.NewReaderSize(c, 1024)
-	resp, err := o.request(c, br, o.path("/events", nil),
-		"Accept: text/event-stream\r\nLast-Event-ID: "+strconv.FormatUint(o.since, 10)+"\r\n", 15*time.Second)
+	path, header := o.path("/events", nil), "Accept: text/event-stream\r\nLast-Event-ID: "+strconv.FormatUint(o.since, 10)+"\r\n"
+	nchan := o.b.cfg.target == targetNchan
+	if nchan { // nchan's event ids are its own: no resume by the bench's cursor
+		path, header = o.b.nchanPath("sub"), "Accept: text/event-stream\r\n"
+	}
+	resp, err := o.request(c, br, path, header, 15*time.Second)
 	if err != nil {
 		c.Close()
 		return nil, err
@@ -230,7 +245,11 @@ func (o *observer) connectSSE(ctx context.Context) (func() error, error) {
 			}
 			switch ev.Type {
 			case "message":
-				o.deliverJSON([]byte(ev.Data))
+				if nchan {
+					o.deliverRaw([]byte(ev.Data))
+				} else {
+					o.deliverJSON([]byte(ev.Data))
+				}
 			case "error":
 				return fmt.Errorf("server: %s", ev.Data)
 			}
@@ -321,8 +340,8 @@ func (o *observer) deliverJSON(data []byte) {
 
 // deliver counts message id arriving at now (unix ns), sent at sent (0: unknown).
 func (o *observer) deliver(id uint64, sent, now int64) {
-	if id < o.since {
-		o.reordered++
+	if id < o.since && (o.b.cfg.target != targetNchan || o.b.cfg.publishers == 1) {
+		o.reordered++ // (concurrent publishes reach nchan in any order: its ids are not the bench's)
 	}
 	o.since = max(o.since, id)
 	if id <= o.base || id > o.base+uint64(len(o.counts)) {
@@ -375,4 +394,61 @@ func leadingUint(b []byte) (uint64, bool) {
 		n++
 	}
 	return v, n > 0
+}
+
+// connectNchanPoll long-polls nchan: each answer is one message, and the
+// next poll carries its Last-Modified and Etag as nchan's cursor.
+func (o *observer) connectNchanPoll(ctx context.Context) (func() error, error) {
+	c, err := o.b.dial(ctx, o.index)
+	if err != nil {
+		return nil, err
+	}
+	if !o.setConn(c) {
+		return nil, errStopping
+	}
+	br := bufio.NewReaderSize(c, 1024)
+	path := o.b.nchanPath("sub")
+	// The connection is proven by writing the first poll; nchan answers it
+	// only when a message comes.
+	var lastModified, etag string
+	poll := func(timeout time.Duration) error {
+		header := ""
+		if lastModified != "" {
+			header = "If-Modified-Since: " + lastModified + "\r\nIf-None-Match: " + etag + "\r\n"
+		}
+		_ = c.SetDeadline(time.Now().Add(timeout))
+		if _, err := fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: announce-bench\r\n%s\r\n", path, o.b.base.Host, header); err != nil {
+			return err
+		}
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			return err
+		}
+		o.pollBuf.Reset()
+		_, err = o.pollBuf.ReadFrom(resp.Body)
+		resp.Body.Close()
+		if err != nil {
+			return err
+		}
+		switch resp.StatusCode {
+		case http.StatusOK:
+			lastModified, etag = resp.Header.Get("Last-Modified"), resp.Header.Get("Etag")
+			o.deliverRaw(o.pollBuf.Bytes())
+		case http.StatusNotModified, http.StatusRequestTimeout: // timed out: poll again
+		default:
+			return fmt.Errorf("%s answered %s", path, resp.Status)
+		}
+		if resp.Close {
+			return errors.New("the server closed the connection")
+		}
+		return nil
+	}
+	return func() error {
+		defer c.Close()
+		for {
+			if err := poll(45 * time.Second); err != nil {
+				return err
+			}
+		}
+	}, nil
 }

@@ -149,6 +149,10 @@ type fanoutReport struct {
 	Reordered     int64         `json:"reordered"`
 	Foreign       int64         `json:"foreign"`
 	SlowConsumers float64       `json:"server_slow_consumers"`
+	// Server CPU (user+system) from the first publish to the last delivery,
+	// and per 1000 deliveries in ms (from process_cpu_seconds_total or /proc).
+	ServerCPUSeconds float64 `json:"server_cpu_seconds"`
+	CPUPer1000       float64 `json:"server_cpu_ms_per_1000_deliveries"`
 }
 
 func (r *fanoutReport) printTable(out io.Writer) {
@@ -161,6 +165,9 @@ func (r *fanoutReport) printTable(out io.Writer) {
 	fmt.Fprintf(w, "  missed, duplicated\t%d, %d\n", r.Missed, r.Duplicated)
 	fmt.Fprintf(w, "  reordered, foreign\t%d, %d\n", r.Reordered, r.Foreign)
 	fmt.Fprintf(w, "  slow consumers cut\t%.0f (server)\n", r.SlowConsumers)
+	if r.ServerCPUSeconds > 0 {
+		fmt.Fprintf(w, "  server CPU\t%.2fs, %.2f ms per 1000 deliveries\n", r.ServerCPUSeconds, r.CPUPer1000)
+	}
 	r.tail(w)
 	w.Flush()
 }

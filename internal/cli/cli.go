@@ -26,6 +26,8 @@ var Commands = map[string]Command{
 // flags not given on the command line (the command line wins).
 func parse(fs *flag.FlagSet, args []string, stderr io.Writer) error {
 	fs.SetOutput(stderr)
+	// --help names each flag's variable next to it.
+	fs.VisitAll(func(f *flag.Flag) { f.Usage += " [$" + EnvName(f.Name) + "]" })
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/announce/announce/announce"
+	"github.com/announce/announce/announce/presence"
 	"github.com/announce/announce/api"
 	"github.com/announce/announce/internal/serve"
 )
@@ -37,7 +38,12 @@ func Serve(args []string, _ io.Reader, _, stderr io.Writer) int {
 	fs.StringVar(&cfg.Welcome, "welcome", "", "content of the default channel's first message on a fresh store")
 	fs.StringVar(&cfg.PrivatePrefix, "private-prefix", api.DefaultPrivatePrefix, "channels whose name starts with this need a token to observe")
 	fs.StringVar(&cfg.TokenSecret, "token-secret", "", "secret signing channel tokens; empty: derived from --publish-key, else random (tokens die with the process)")
+	fs.BoolVar(&cfg.Presence.Events, "presence-events", false, "send join and leave events (event: presence) to SSE and WebSocket observers")
+	fs.DurationVar(&cfg.Presence.Grace, "presence-grace", presence.DefaultGrace, "how long a long-poll client stays present after its last poll")
+	fs.Var((*appendListFlag)(&cfg.Presence.Webhooks), "webhook", "URL receiving connected, disconnected and published events as signed JSON POSTs (repeatable, or comma-separated)")
+	fs.StringVar(&cfg.Presence.WebhookSecret, "webhook-secret", "", "secret of the webhooks' X-Announce-Signature (HMAC-SHA256 of the body)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	debugAddr := fs.String("debug-addr", "", "serve net/http/pprof on this address (e.g. 127.0.0.1:6060); off when empty")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: announce [serve] [flags]\n\nEvery flag also reads ANNOUNCE_<FLAG> (e.g. --poll-timeout ↔ ANNOUNCE_POLL_TIMEOUT).\n\nFlags:\n")
 		fs.PrintDefaults()
@@ -61,14 +67,21 @@ func Serve(args []string, _ io.Reader, _, stderr io.Writer) int {
 		return 2
 	}
 
+	if *debugAddr != "" {
+		if err := startDebug(*debugAddr, log); err != nil {
+			log.Error("--debug-addr", "err", err)
+			return 1
+		}
+	}
+	// Signals first, so a SIGTERM during start-up still stops gracefully.
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sig)
 	node, err := serve.Start(cfg)
 	if err != nil {
 		log.Error("cannot start", "err", err)
 		return 1
 	}
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
-	defer signal.Stop(sig)
 	select {
 	case s := <-sig:
 		log.Info("shutting down", "signal", s.String())
@@ -101,6 +114,8 @@ func validate(cfg serve.Config) error {
 		return errors.New("--max-conns must be 0 (no limit) or more")
 	case cfg.Memory && cfg.Redis != "":
 		return errors.New("--memory and --redis exclude each other")
+	case cfg.Presence.Grace < 0:
+		return errors.New("--presence-grace must not be negative")
 	case announce.ValidateChannel(cfg.PrivatePrefix+"x") != nil:
 		return errors.New("--private-prefix must be 1 to 63 of [A-Za-z0-9_.:-]")
 	}

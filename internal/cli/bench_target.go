@@ -1,0 +1,118 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Targets `announce bench` can load: announce itself, or nginx + nchan
+// (docs/nchan.conf) for a side-by-side comparison in the same run.
+const (
+	targetAnnounce = "announce"
+	targetNchan    = "nchan"
+)
+
+// nchan speaks its own dialect: one subscriber location for every
+// transport (/sub/CH, negotiated as WebSocket, EventSource or long-poll),
+// a publisher location (/pub/CH, the body is the message), and messages
+// delivered raw, without an id the bench could count by. The bench's
+// content carries its sequence number ({"t":UNIXNANO,"seq":K}), so message
+// K counts as id K+1 on a channel that starts empty.
+
+// subPath is nchan's subscriber path for the bench's channel.
+func (b *benchRun) nchanPath(kind string) string {
+	return b.base.Path + "/" + kind + "/" + url.PathEscape(b.cfg.channel)
+}
+
+// nchanPublish publishes content on nchan; it answers 201 or 202 with the
+// channel's status.
+func (b *benchRun) nchanPublish(ctx context.Context, content string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, b.base.String()+"/pub/"+url.PathEscape(b.cfg.channel), strings.NewReader(content))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "text/plain")
+	req.Header.Set("Accept", "text/plain")
+	resp, err := b.httpClient().Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	if resp.StatusCode != http.StatusCreated && resp.StatusCode != http.StatusAccepted {
+		return fmt.Errorf("nchan publish answered %s", resp.Status)
+	}
+	return nil
+}
+
+// benchHTTP is the bench's own HTTP client for publishes and readiness
+// (a pool wide enough for concurrent publishers).
+var benchHTTP = func() *http.Client {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConnsPerHost = 256
+	return &http.Client{Transport: t}
+}()
+
+func (b *benchRun) httpClient() *http.Client { return benchHTTP }
+
+// seqOf reads the sequence number the bench put in a raw content.
+func seqOf(data []byte) (uint64, bool) {
+	i := bytes.Index(data, []byte(`"seq":`))
+	if i < 0 {
+		return 0, false
+	}
+	return leadingUint(data[i+6:])
+}
+
+// deliverRaw records a raw content as nchan delivers it.
+func (o *observer) deliverRaw(data []byte) {
+	now := time.Now().UnixNano()
+	seq, ok := seqOf(data)
+	if !ok {
+		return
+	}
+	sent, _ := stampOf(data, false)
+	o.deliver(o.base+seq+1, sent, now)
+}
+
+// procStats reads a process's resident set and CPU time from /proc (Linux),
+// under the names of the Prometheus process collector, so that a target
+// without /metrics (nginx) is measured like announce.
+func procStats(pid int) (map[string]float64, error) {
+	out := map[string]float64{}
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return nil, err
+	}
+	for line := range strings.SplitSeq(string(status), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			f := strings.Fields(v)
+			if len(f) > 0 {
+				kb, _ := strconv.ParseFloat(f[0], 64)
+				out["process_resident_memory_bytes"] = kb * 1024
+			}
+		}
+	}
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return nil, err
+	}
+	// Fields after the command (which may hold spaces) closed by ')'.
+	if i := bytes.LastIndexByte(stat, ')'); i >= 0 {
+		f := strings.Fields(string(stat[i+1:]))
+		if len(f) > 13 {
+			utime, _ := strconv.ParseFloat(f[11], 64)
+			stime, _ := strconv.ParseFloat(f[12], 64)
+			out["process_cpu_seconds_total"] = (utime + stime) / 100 // USER_HZ is 100 on Linux
+		}
+	}
+	return out, nil
+}
