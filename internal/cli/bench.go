@@ -40,6 +40,10 @@ const benchUsage = `Usage: announce bench fanout|idle [flags]
   idle    holds N idle observers and reports the server's memory (resident
           set, from its /metrics) and goroutines per observer.
 
+--target nchan points the same scenarios at nginx + nchan (docs/nchan.conf):
+observers on /sub/CH, publishes to /pub/CH, messages counted by the sequence
+number in their content; --pid PID reads a server's memory and CPU from /proc.
+
 The target must be on this machine (loopback) unless --allow-remote is given.
 Connections are spread over the loopback source addresses 127.0.0.1..127.0.0.S
 so that more than 64K of them fit, and the open-files limit is raised to its
@@ -123,10 +127,10 @@ type benchConfig struct {
 
 	// fanout
 	publishers int
-	messages int
-	rate     float64
-	size     int
-	drain    time.Duration
+	messages   int
+	rate       float64
+	size       int
+	drain      time.Duration
 	// idle
 	hold time.Duration
 }
