@@ -95,7 +95,7 @@ func (t *Tracker) send(e emission) {
 	if t.backend == nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	ctx, cancel := context.WithTimeout(t.ctx, 2*time.Second)
 	defer cancel()
 	if err := t.backend.Broadcast(ctx, t.node, e.Channel, b); err != nil {
 		t.log.Debug("presence: broadcasting an event failed", "channel", e.Channel, "err", err)
@@ -119,7 +119,7 @@ func (t *Tracker) othersOf(channel string) Counts {
 			}
 		}
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	ctx, cancel := context.WithTimeout(t.ctx, time.Second)
 	states, err := t.backend.Read(ctx, channel)
 	cancel()
 	var sum Counts

@@ -61,7 +61,7 @@ func (t *Tracker) flush(all bool) {
 	if len(states) == 0 {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), t.heartbeat)
+	ctx, cancel := context.WithTimeout(t.ctx, t.heartbeat)
 	err := t.backend.Put(ctx, t.node, states, 3*t.heartbeat)
 	cancel()
 	if err != nil {

@@ -79,6 +79,10 @@ type Tracker struct {
 	emitQ chan emission
 	quit  chan struct{}
 	wg    sync.WaitGroup
+	// ctx bounds every backend call of the syncer and the emitter; Close
+	// cancels it, so a backend that hangs cannot hold a shutdown.
+	ctx    context.Context
+	cancel context.CancelFunc
 
 	eventsDropped   atomic.Uint64
 	listenerDropped atomic.Uint64
@@ -133,6 +137,7 @@ func New(cfg Config) (*Tracker, error) {
 		kick:      make(chan struct{}, 1),
 		quit:      make(chan struct{}),
 	}
+	t.ctx, t.cancel = context.WithCancel(context.Background())
 	if t.node == "" {
 		t.node = RandomNode()
 	}
@@ -385,7 +390,9 @@ func (t *Tracker) Stats() Stats {
 
 // Close ends every session still present (Disconnected reaches the sinks:
 // a shutdown is a disconnection), removes this node's entries from the
-// backend within ctx and closes it. Later calls report nothing.
+// backend within ctx and closes it. A backend that cannot be reached is
+// logged, not returned: the entries then age out by themselves. Later calls
+// do nothing.
 func (t *Tracker) Close(ctx context.Context) error {
 	t.mu.Lock()
 	if t.closed {
@@ -408,6 +415,7 @@ func (t *Tracker) Close(ctx context.Context) error {
 	clear(t.local)
 	t.mu.Unlock()
 	close(t.quit)
+	t.cancel()
 	t.wg.Wait()
 	if t.backend == nil {
 		return nil
@@ -416,9 +424,11 @@ func (t *Tracker) Close(ctx context.Context) error {
 	for ch := range t.written {
 		gone[ch] = State{}
 	}
-	var err error
 	if len(gone) > 0 {
-		err = t.backend.Put(ctx, t.node, gone, 3*t.heartbeat)
+		if err := t.backend.Put(ctx, t.node, gone, 3*t.heartbeat); err != nil {
+			t.log.Warn("presence: removing this node's entries failed; they expire by themselves",
+				"within", 3*t.heartbeat, "err", err)
+		}
 	}
-	return errors.Join(err, t.backend.Close())
+	return t.backend.Close()
 }

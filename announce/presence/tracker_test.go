@@ -95,7 +95,7 @@ func equal(a, b presence.Snapshot) bool {
 // between them for the grace, and gone once the grace passes.
 func TestPollGrace(t *testing.T) {
 	rec := new(recorder)
-	tr := newTracker(t, presence.Config{Grace: 150 * time.Millisecond, Sinks: []announce.Events{rec}})
+	tr := newTracker(t, presence.Config{Grace: time.Second, Sinks: []announce.Events{rec}})
 	p := sess("p1", "news", announce.Poll, "pat")
 	for range 5 { // five polls in a row, as a loop makes them
 		tr.Connected(p)
@@ -108,7 +108,7 @@ func TestPollGrace(t *testing.T) {
 	if got := tr.Local("news"); got.Poll != 1 || !slices.Equal(got.Names, []string{"pat"}) {
 		t.Fatalf("during polls: %+v, want one poll observer named pat", got)
 	}
-	time.Sleep(300 * time.Millisecond) // longer than the grace, but a poll is still attached
+	time.Sleep(1200 * time.Millisecond) // longer than the grace, but a poll is still attached
 	if got := tr.Local("news"); got.Poll != 1 {
 		t.Fatalf("a poll still waiting was dropped: %+v", got)
 	}
@@ -348,6 +348,11 @@ func TestBackendDown(t *testing.T) {
 		got := a.Snapshot(t.Context(), "news")
 		return !got.Partial && got.Total == 2
 	})
+	// A shutdown with the backend down succeeds: the entries age out.
+	be.setFail(true)
+	if err := a.Close(t.Context()); err != nil {
+		t.Fatalf("Close with the backend down: %v", err)
+	}
 }
 
 // TestEntriesExpire: a node that stops refreshing (crashed) ages out.

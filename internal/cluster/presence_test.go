@@ -29,7 +29,7 @@ func presenceNodes(t *testing.T, addr string, n int, adjust func(*serve.Config))
 	i := 0
 	return startCluster(t, addr, n, func(c *serve.Config) {
 		c.Presence.Node = "node-" + string(rune('a'+i))
-		c.Presence.Heartbeat = 200 * time.Millisecond
+		c.Presence.Heartbeat = 500 * time.Millisecond // entries live 1.5 s
 		c.Presence.Grace = 500 * time.Millisecond
 		i++
 		if adjust != nil {
@@ -208,7 +208,7 @@ func TestPresenceAcrossNodes(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer be.Close()
-	if err := be.Put(t.Context(), "crashed", map[string]presence.State{"room": {Counts: presence.Counts{WS: 3}, Names: []string{"zed"}}}, 600*time.Millisecond); err != nil {
+	if err := be.Put(t.Context(), "crashed", map[string]presence.State{"room": {Counts: presence.Counts{WS: 3}, Names: []string{"zed"}}}, 2*time.Second); err != nil {
 		t.Fatal(err)
 	}
 	if got := readPresence(t, a.URL(), "room"); got.Observers.WS != 5 || !slices.Contains(got.Names, "zed") {

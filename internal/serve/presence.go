@@ -2,7 +2,6 @@ package serve
 
 import (
 	"context"
-	"errors"
 	"os"
 	"strings"
 	"time"
@@ -92,17 +91,23 @@ func (n *Node) startPresence(reg *prometheus.Registry) error {
 }
 
 // stopPresence ends the sessions still present (webhooks get their
-// disconnections), takes this node out of Redis's presence, and delivers
-// the webhooks still queued, all within ctx.
+// disconnections) and takes this node out of Redis's presence.
 func (n *Node) stopPresence(ctx context.Context) error {
-	var err error
 	if t := n.presence.tracker; t != nil {
-		err = t.Close(ctx)
+		return t.Close(ctx)
 	}
+	return nil
+}
+
+// flushWebhooks delivers the webhooks still queued, retrying failures at
+// once, until ctx ends. What is left then is abandoned and counted as
+// dropped: a receiver that is down must not fail the shutdown.
+func (n *Node) flushWebhooks(ctx context.Context) {
 	if d := n.presence.webhooks; d != nil {
-		err = errors.Join(err, d.Close(ctx))
+		if err := d.Close(ctx); err != nil {
+			n.cfg.Logger.Warn("webhooks still undelivered at the shutdown deadline were dropped", "err", err)
+		}
 	}
-	return err
 }
 
 // Presence returns the node's presence tracker.

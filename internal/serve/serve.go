@@ -251,7 +251,9 @@ func (n *Node) close(ctx context.Context) error {
 	if n.hub != nil {
 		err = errors.Join(err, n.hub.Close(ctx))
 	}
-	return errors.Join(err, n.store.Close())
+	err = errors.Join(err, n.store.Close())
+	n.flushWebhooks(ctx) // last: it may take what is left of the deadline
+	return err
 }
 
 // Done reports the end of serving (http.ErrServerClosed after Shutdown).
