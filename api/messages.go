@@ -50,6 +50,12 @@ func (s *Server) messages(c *gin.Context) {
 	}
 	s.hub.CatchUp(ctx, ch, since) // a cursor from another node may be ahead of this one
 	msgs := ch.History(since, limit)
+	if cur := ch.Current(); since > cur.ID && cur.ID > 0 {
+		// A cursor ahead of the channel means the store was reset: answer
+		// the current message at once, as long-poll does, so a cursor
+		// client resynchronises instead of waiting for ids it will never see.
+		msgs = []*announce.Envelope{cur}
+	}
 	if len(msgs) == 0 && wait > 0 {
 		deadline := time.NewTimer(wait)
 		defer deadline.Stop()
