@@ -156,7 +156,7 @@ func startServerOpts(t *testing.T, o serverOpts, dir string, args ...string) *se
 		s.cmd = exec.Command(bin, all...)
 		s.cmd.Env = cleanEnv(o.env...)
 		s.cmd.Stdout, s.cmd.Stderr = s.out, s.out
-		if err := startProcess(s.cmd, &s.err, s.done); err != nil {
+		if err := testenv.StartProcess(s.cmd, &s.err, s.done); err != nil {
 			t.Fatalf("starting %s: %v", bin, err)
 		}
 		t.Cleanup(func() {

@@ -6,14 +6,14 @@ import (
 	"syscall"
 )
 
-// startProcess starts cmd so that the kernel kills it if the test binary dies
+// StartProcess starts cmd so that the kernel kills it if the test binary dies
 // without running its cleanups (a -timeout panic, a crash), and records its
-// exit in p.
+// exit: *werr is cmd.Wait's result once done is closed.
 //
 // Pdeathsig fires when the OS thread that forked the child exits, not the
 // process (go.dev/issue/27505). So the child is started and waited for from
 // one goroutine locked to its thread for the child's whole life.
-func startProcess(cmd *exec.Cmd, p *redisProcess) error {
+func StartProcess(cmd *exec.Cmd, werr *error, done chan<- struct{}) error {
 	if cmd.SysProcAttr == nil {
 		cmd.SysProcAttr = new(syscall.SysProcAttr)
 	}
@@ -28,8 +28,8 @@ func startProcess(cmd *exec.Cmd, p *redisProcess) error {
 			return
 		}
 		started <- nil
-		p.err = cmd.Wait()
-		close(p.done)
+		*werr = cmd.Wait()
+		close(done)
 	}()
 	return <-started
 }

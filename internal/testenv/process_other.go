@@ -4,14 +4,16 @@ package testenv
 
 import "os/exec"
 
-// startProcess starts cmd and records its exit in p.
-func startProcess(cmd *exec.Cmd, p *redisProcess) error {
+// StartProcess starts cmd and records its exit: *werr is cmd.Wait's result
+// once done is closed. Without Pdeathsig, a crashed test binary leaves the
+// child running until it is killed.
+func StartProcess(cmd *exec.Cmd, werr *error, done chan<- struct{}) error {
 	if err := cmd.Start(); err != nil {
 		return err
 	}
 	go func() {
-		p.err = cmd.Wait()
-		close(p.done)
+		*werr = cmd.Wait()
+		close(done)
 	}()
 	return nil
 }

@@ -157,7 +157,7 @@ func (s *RedisServer) start() error {
 	cmd.Stdout = out
 	cmd.Stderr = out
 	p := &redisProcess{cmd: cmd, out: out, done: make(chan struct{})}
-	if err := startProcess(cmd, p); err != nil {
+	if err := StartProcess(cmd, &p.err, p.done); err != nil {
 		return fmt.Errorf("starting redis-server: %w", err)
 	}
 
