@@ -27,10 +27,10 @@ var ErrIdempotencyKeyReused = errors.New("idempotency key was already used on th
 //   - Keys are remembered for a bounded time and number; what the bound is
 //     belongs to the implementation's documentation.
 //
-// MemoryIdempotency remembers per node. A store shared by several nodes
-// (Redis: SET NX of a pending marker with a TTL, then the message, waiters
-// polling or subscribing) implements the same interface so a retry that
-// lands on another node is still recognised.
+// MemoryIdempotency remembers per node. The Redis one (redis.Idempotency:
+// SET NX of a pending marker with a TTL, then the message, waiters polling)
+// is shared by all nodes, so a retry that lands on another node is still
+// recognised.
 type Idempotency interface {
 	Do(ctx context.Context, channel, key, content string, publish func(context.Context) (*Envelope, error)) (e *Envelope, replayed bool, err error)
 }

@@ -17,6 +17,12 @@
 // each node's observers of the channel, and a pub/sub topic of the same
 // name carrying join and leave events.
 //
+// Idempotency (Store.Idempotency, idempotency.go) adds, per Idempotency-Key
+// k of channel ch, announce:{ch}:idem:k: a string holding "pending:<token>"
+// (SET NX, 30 s expiry) while one node publishes, then the record
+// {"message": <message JSON>} for the TTL (24 h). The key may contain any
+// printable ASCII, so it ends the name.
+//
 // The current message is the last element of the history list, so there is
 // no third key to keep in step with the other two. The braces are a Redis
 // Cluster hash tag: both keys of a channel land in one slot, which the

@@ -21,6 +21,11 @@ func (k keys) id(channel string) string      { return k.prefix + "{" + channel +
 func (k keys) history(channel string) string { return k.prefix + "{" + channel + "}:history" }
 func (k keys) topic(channel string) string   { return k.prefix + "{" + channel + "}" }
 
+// idempotency names the key remembering one Idempotency-Key of a channel.
+func (k keys) idempotency(channel, key string) string {
+	return k.prefix + "{" + channel + "}:idem:" + key
+}
+
 // channel returns the channel a topic belongs to, or false when the topic is not ours.
 func (k keys) channel(topic string) (string, bool) {
 	rest, ok := strings.CutPrefix(topic, k.prefix+"{")

@@ -58,17 +58,23 @@ func TestShutdownFlushesWebhooks(t *testing.T) {
 		defer mu.Unlock()
 		return len(got) == 1
 	})
-	resp, err := http.Get(n.URL() + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	metrics, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	for _, series := range []string{`announce_webhook_events_total{result="ok"} 1`, `announce_webhook_events_total{result="dropped"} 0`, "announce_presence_sessions 1"} {
-		if !strings.Contains(string(metrics), series) {
-			t.Errorf("/metrics has no %q", series)
+	// The receiver may see the event before the worker counts it: poll.
+	series := []string{`announce_webhook_events_total{result="ok"} 1`, `announce_webhook_events_total{result="dropped"} 0`, "announce_presence_sessions 1"}
+	var metrics []byte
+	waitFor(t, 10*time.Second, "webhook metrics", func() bool {
+		resp, err := http.Get(n.URL() + "/metrics")
+		if err != nil {
+			return false
 		}
-	}
+		metrics, _ = io.ReadAll(resp.Body)
+		resp.Body.Close()
+		for _, s := range series {
+			if !strings.Contains(string(metrics), s) {
+				return false
+			}
+		}
+		return true
+	})
 	if err := n.Shutdown(); err != nil {
 		t.Fatalf("Shutdown: %v", err)
 	}

@@ -32,6 +32,12 @@ func openRedis(cfg Config) (*redisNode, error) {
 	return &redisNode{store: st}, nil
 }
 
+// idempotency is shared by every node on the Redis, so a retried publish
+// that lands on another node is recognised.
+func (r *redisNode) idempotency() announce.Idempotency {
+	return r.store.Idempotency(announce.DefaultIdempotencyTTL)
+}
+
 // newBroker builds the broker with the hub as its sink.
 func (r *redisNode) newBroker(cfg Config) func(announce.BrokerSink) (announce.Broker, error) {
 	return func(sink announce.BrokerSink) (announce.Broker, error) {

@@ -78,6 +78,7 @@ func Start(cfg Config) (*Node, error) {
 	}
 	n := &Node{cfg: cfg, done: make(chan error, 1)}
 	var ready func() error
+	var idem announce.Idempotency // nil: the API's per-node memory
 	reg := prometheus.NewRegistry()
 	hubCfg := announce.Config{History: cfg.History, MaxMessage: cfg.MaxMessage, Queue: cfg.Queue,
 		IdleTimeout: cfg.IdleTimeout, Logger: cfg.Logger}
@@ -88,6 +89,7 @@ func Start(cfg Config) (*Node, error) {
 			return nil, err
 		}
 		n.store, hubCfg.Broker, ready = rn.store, rn.newBroker(cfg), rn.ready
+		idem = rn.idempotency()
 		if err := reg.Register(rn.collector()); err != nil {
 			rn.store.Close()
 			return nil, err
@@ -122,7 +124,7 @@ func Start(cfg Config) (*Node, error) {
 		Logger: cfg.Logger, Ready: ready, Registry: reg,
 		Heartbeat: cfg.Heartbeat, PingInterval: cfg.PingInterval, PongTimeout: cfg.PongTimeout,
 		PrivatePrefix: cfg.PrivatePrefix, TokenSecret: cfg.TokenSecret,
-		Presence: n.presence.tracker,
+		Presence: n.presence.tracker, Idempotency: idem,
 	})
 	if err != nil {
 		n.close(context.Background())
