@@ -15,13 +15,7 @@ import (
 
 func TestStoreSchedule(t *testing.T) {
 	addr := testenv.Redis(t)
-	storetest.RunSchedule(t, func(t *testing.T, history int) announce.Store {
-		s, err := redis.Open(redis.Config{URL: "redis://" + addr, History: history, Prefix: uniquePrefix()})
-		if err != nil {
-			t.Fatalf("Open: %v", err)
-		}
-		return s
-	})
+	storetest.RunSchedule(t, storeOpener(addr))
 }
 
 // The fire script builds the message JSON like the append script: it must

@@ -35,6 +35,18 @@ func openStore(t testing.TB, addr string, cfg redis.Config) *redis.Store {
 	return s
 }
 
+// storeOpener opens, for the storetest suites, a store on addr under a
+// fresh prefix (the suite closes it).
+func storeOpener(addr string) func(t *testing.T, history int) announce.Store {
+	return func(t *testing.T, history int) announce.Store {
+		s, err := redis.Open(redis.Config{URL: "redis://" + addr, History: history, Prefix: uniquePrefix()})
+		if err != nil {
+			t.Fatalf("Open: %v", err)
+		}
+		return s
+	}
+}
+
 // rawClient talks to the test's redis-server directly, to check what the
 // store wrote.
 func rawClient(t testing.TB, addr string) *goredis.Client {
@@ -46,13 +58,7 @@ func rawClient(t testing.TB, addr string) *goredis.Client {
 
 func TestStoreConformance(t *testing.T) {
 	addr := testenv.Redis(t)
-	storetest.Run(t, func(t *testing.T, history int) announce.Store {
-		s, err := redis.Open(redis.Config{URL: "redis://" + addr, History: history, Prefix: uniquePrefix()})
-		if err != nil {
-			t.Fatalf("Open: %v", err)
-		}
-		return s
-	})
+	storetest.Run(t, storeOpener(addr))
 }
 
 func TestOpenValidates(t *testing.T) {

@@ -68,12 +68,8 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("announce bench "+scenario, flag.ContinueOnError)
 	var cfg benchConfig
 	cfg.register(fs, scenario)
-	if err := parse(fs, args, stderr); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		fmt.Fprintln(stderr, "announce bench:", err)
-		return 2
+	if code, ok := parseArgs(fs, args, stderr, "announce bench"); !ok {
+		return code
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "announce bench: unexpected arguments %q\n", fs.Args())

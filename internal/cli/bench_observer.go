@@ -214,15 +214,24 @@ func (o *observer) request(c net.Conn, br *bufio.Reader, path, header string, ti
 	return resp, nil
 }
 
-func (o *observer) connectSSE(ctx context.Context) (func() error, error) {
+// dialHTTP opens the observer's connection for plain HTTP requests and
+// registers it (errStopping, closed, once the bench is stopping).
+func (o *observer) dialHTTP(ctx context.Context) (net.Conn, *bufio.Reader, error) {
 	c, err := o.b.dial(ctx, o.index)
+	if err != nil {
+		return nil, nil, err
+	}
+	if !o.setConn(c) {
+		return nil, nil, errStopping
+	}
+	return c, bufio.NewReaderSize(c, 1024), nil
+}
+
+func (o *observer) connectSSE(ctx context.Context) (func() error, error) {
+	c, br, err := o.dialHTTP(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if !o.setConn(c) {
-		return nil, errStopping
-	}
-	br := bufio.NewReaderSize(c, 1024)
 	path, header := o.path("/events", nil), "Accept: text/event-stream\r\nLast-Event-ID: "+strconv.FormatUint(o.since, 10)+"\r\n"
 	nchan := o.b.cfg.target == targetNchan
 	if nchan { // nchan's event ids are its own: no resume by the bench's cursor
@@ -258,14 +267,10 @@ func (o *observer) connectSSE(ctx context.Context) (func() error, error) {
 }
 
 func (o *observer) connectPoll(ctx context.Context) (func() error, error) {
-	c, err := o.b.dial(ctx, o.index)
+	c, br, err := o.dialHTTP(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if !o.setConn(c) {
-		return nil, errStopping
-	}
-	br := bufio.NewReaderSize(c, 1024)
 	// A first poll that does not wait: the connection is proven and "connected".
 	if err := o.poll(c, br, 0); err != nil {
 		c.Close()
@@ -399,14 +404,10 @@ func leadingUint(b []byte) (uint64, bool) {
 // connectNchanPoll long-polls nchan: each answer is one message, and the
 // next poll carries its Last-Modified and Etag as nchan's cursor.
 func (o *observer) connectNchanPoll(ctx context.Context) (func() error, error) {
-	c, err := o.b.dial(ctx, o.index)
+	c, br, err := o.dialHTTP(ctx)
 	if err != nil {
 		return nil, err
 	}
-	if !o.setConn(c) {
-		return nil, errStopping
-	}
-	br := bufio.NewReaderSize(c, 1024)
 	path := o.b.nchanPath("sub")
 	// The connection is proven by writing the first poll; nchan answers it
 	// only when a message comes.

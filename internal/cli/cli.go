@@ -3,6 +3,7 @@
 package cli
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -46,6 +47,21 @@ func parse(fs *flag.FlagSet, args []string, stderr io.Writer) error {
 		}
 	})
 	return err
+}
+
+// parseArgs is parse for a command named name: when parsing ends the
+// command (--help, or a bad flag or variable, reported on stderr) it returns
+// the exit status (0 or 2) and false.
+func parseArgs(fs *flag.FlagSet, args []string, stderr io.Writer, name string) (int, bool) {
+	err := parse(fs, args, stderr)
+	if err == nil {
+		return 0, true
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		return 0, false
+	}
+	fmt.Fprintln(stderr, name+":", err)
+	return 2, false
 }
 
 // EnvName is the environment variable of a flag: --poll-timeout ↔ ANNOUNCE_POLL_TIMEOUT.

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -69,12 +68,8 @@ Flags:
 `)
 		fs.PrintDefaults()
 	}
-	if err := parse(fs, args, stderr); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		fmt.Fprintln(stderr, "announce pub:", err)
-		return 2
+	if code, ok := parseArgs(fs, args, stderr, "announce pub"); !ok {
+		return code
 	}
 	cf.resolve()
 	if *keyShort != "" {

@@ -3,7 +3,6 @@ package cli
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -49,12 +48,8 @@ Flags:
 `)
 		fs.PrintDefaults()
 	}
-	if err := parse(fs, args, stderr); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		fmt.Fprintln(stderr, "announce sub:", err)
-		return 2
+	if code, ok := parseArgs(fs, args, stderr, "announce sub"); !ok {
+		return code
 	}
 	cf.resolve()
 	if fs.NArg() > 0 {
