@@ -32,7 +32,7 @@ type pollRequest struct {
 
 func (s *Server) parsePoll(c *gin.Context, channel string) (pollRequest, bool) {
 	p := pollRequest{timeout: s.cfg.PollTimeout}
-	if v, ok := c.GetQuery("since"); ok {
+	if v := c.Query("since"); v != "" { // an empty since= (jQuery's {since: undefined}) is no cursor
 		id, ok := parseID(v)
 		if !ok {
 			badRequest(c, "since must be a message id (a whole number >= 0)")

@@ -16,7 +16,7 @@ const maxLogLimit = 1000
 // messages serves the log: GET .../messages?since=ID&limit=N&wait=S.
 func (s *Server) messages(c *gin.Context) {
 	var since uint64
-	if v, ok := c.GetQuery("since"); ok {
+	if v := c.Query("since"); v != "" { // an empty since= (jQuery's {since: undefined}) is no cursor
 		id, ok := parseID(v)
 		if !ok {
 			badRequest(c, "since must be a message id (a whole number >= 0)")

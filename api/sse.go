@@ -54,7 +54,8 @@ func replayCursor(c *gin.Context, header bool) (*uint64, bool) {
 		ok = v != ""
 	}
 	if !ok {
-		v, ok = c.GetQuery("since")
+		v = c.Query("since")
+		ok = v != "" // an empty since= is no cursor
 	}
 	if !ok {
 		return nil, true
