@@ -388,7 +388,8 @@ func TestProcessSlowHeaders(t *testing.T) {
 }
 
 // TestProcessMaxConns: with --max-conns 5 and five connections held open, a
-// sixth is not served until one of the five closes.
+// sixth is refused with 503 JSON at once; once one of the five closes, a new
+// connection is served.
 func TestProcessMaxConns(t *testing.T) {
 	t.Parallel()
 	s := startServer(t, t.TempDir(), "--max-conns", "5")
@@ -421,26 +422,32 @@ func TestProcessMaxConns(t *testing.T) {
 		return info.Observers["poll"] == 4
 	})
 
-	sixth, err := net.Dial("tcp", s.Addr) // the kernel completes the handshake; the server must not accept it
-	if err != nil {
-		t.Fatal(err)
+	healthz := func() (string, string) {
+		c, err := net.Dial("tcp", s.Addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if _, err := io.WriteString(c, "GET /healthz HTTP/1.1\r\nHost: "+s.Addr+"\r\nConnection: close\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		all, err := io.ReadAll(c)
+		if err != nil && !errors.Is(err, io.EOF) {
+			t.Fatalf("reading the answer: %v (got %q)", err, all)
+		}
+		status, _, _ := strings.Cut(string(all), "\r\n")
+		return status, string(all)
 	}
-	defer sixth.Close()
-	if _, err := io.WriteString(sixth, "GET /healthz HTTP/1.1\r\nHost: "+s.Addr+"\r\n\r\n"); err != nil {
-		t.Fatal(err)
-	}
-	_ = sixth.SetReadDeadline(time.Now().Add(time.Second))
-	br := bufio.NewReader(sixth)
-	if line, err := br.ReadString('\n'); err == nil || !isTimeout(err) {
-		t.Fatalf("a sixth connection was answered (%q, %v) while five were open", line, err)
+	if status, all := healthz(); !strings.HasPrefix(status, "HTTP/1.1 503") || !strings.Contains(all, `{"error":`) {
+		t.Fatalf("a sixth connection while five were open got %q; want 503 with a JSON error", all)
 	}
 
-	polls[0].Close() // one of the five goes: the sixth is served
-	_ = sixth.SetReadDeadline(time.Now().Add(20 * time.Second))
-	line, err := br.ReadString('\n')
-	if err != nil || !strings.HasPrefix(line, "HTTP/1.1 200") {
-		t.Fatalf("after one of five connections closed, the sixth got %q, %v; want 200", line, err)
-	}
+	polls[0].Close() // one of the five goes: a new connection is served
+	waitFor(t, 20*time.Second, "a place under the limit", func() bool {
+		status, _ := healthz()
+		return strings.HasPrefix(status, "HTTP/1.1 200")
+	})
 }
 
 func isTimeout(err error) bool {

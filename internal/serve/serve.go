@@ -16,7 +16,6 @@ import (
 	"github.com/announce/announce/announce/bolt"
 	"github.com/announce/announce/api"
 	"github.com/prometheus/client_golang/prometheus"
-	"golang.org/x/net/netutil"
 )
 
 // Config is one node's configuration; main fills it from flags and ANNOUNCE_* variables.
@@ -136,7 +135,7 @@ func Start(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	if cfg.MaxConns > 0 {
-		ln = netutil.LimitListener(ln, cfg.MaxConns)
+		ln = newLimitListener(ln, cfg.MaxConns)
 	}
 	n.ln = ln
 	n.http = &http.Server{

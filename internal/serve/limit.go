@@ -1,0 +1,74 @@
+package serve
+
+import (
+	"io"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// overLimitBody is the answer to a connection past --max-conns.
+const overLimitBody = `{"error":"connection limit reached (--max-conns); retry later"}`
+
+// limitListener holds at most max connections open. One more is answered
+// 503 at once and closed, so a client (or a health check) learns why
+// instead of hanging in the accept backlog.
+type limitListener struct {
+	net.Listener
+	sem     chan struct{}
+	refusal chan struct{} // bounds the refusals written at once
+}
+
+func newLimitListener(ln net.Listener, max int) net.Listener {
+	return &limitListener{Listener: ln, sem: make(chan struct{}, max), refusal: make(chan struct{}, 64)}
+}
+
+// Accept returns the next connection within the limit, refusing those past it.
+func (l *limitListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		select {
+		case l.sem <- struct{}{}:
+			return &limitedConn{Conn: c, release: func() { <-l.sem }}, nil
+		default:
+		}
+		select {
+		case l.refusal <- struct{}{}:
+			go func() { refuse(c); <-l.refusal }()
+		default:
+			c.Close() // a flood: no answer is owed
+		}
+	}
+}
+
+// refuse reads the request's start (so closing does not reset the answer
+// away), answers 503 and closes.
+func refuse(c net.Conn) {
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(2 * time.Second))
+	_, _ = c.Read(make([]byte, 4096))
+	_, _ = io.WriteString(c, "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json; charset=utf-8\r\n"+
+		"Cache-Control: no-store\r\nRetry-After: 1\r\nConnection: close\r\nContent-Length: "+
+		strconv.Itoa(len(overLimitBody))+"\r\n\r\n"+overLimitBody)
+	if tc, ok := c.(*net.TCPConn); ok {
+		_ = tc.CloseWrite()
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(c, 64<<10))
+}
+
+// limitedConn frees its place in the limit once, on Close.
+type limitedConn struct {
+	net.Conn
+	once    sync.Once
+	release func()
+}
+
+func (c *limitedConn) Close() error {
+	err := c.Conn.Close()
+	c.once.Do(c.release)
+	return err
+}
