@@ -49,46 +49,45 @@ func (s *Server) messages(c *gin.Context) {
 		return
 	}
 	s.hub.CatchUp(ctx, ch, since) // a cursor from another node may be ahead of this one
-	msgs := ch.History(since, limit)
-	if cur := ch.Current(); since > cur.ID && cur.ID > 0 {
-		// A cursor ahead of the channel means the store was reset: answer
-		// the current message at once, as long-poll does, so a cursor
-		// client resynchronises instead of waiting for ids it will never see.
-		msgs = []*announce.Envelope{cur}
-	}
+	msgs := logAfter(ch, since, limit)
 	if len(msgs) == 0 && wait > 0 {
-		deadline := time.NewTimer(wait)
-		defer deadline.Stop()
-		for len(msgs) == 0 {
-			cur := ch.Current().ID
-			if since < cur {
-				cur = since // history moved past the cursor: answer what is left
+		// Nothing after the cursor, so the cursor is the current id: wait,
+		// as a long-poll does, for the next change.
+		cur := ch.Current().ID
+		o := announce.NewObserver(announce.Poll, 1)
+		ch, now, err := s.hub.Wait(ctx, ch.Name(), o, &cur)
+		if err != nil {
+			fail(c, err)
+			return
+		}
+		if now == nil {
+			deadline := time.NewTimer(wait)
+			select {
+			case <-o.Ready():
+			case <-deadline.C:
+			case <-s.shutdown:
+			case <-ctx.Done():
 			}
-			o := announce.NewObserver(announce.Poll, 1)
-			ch, now, err := s.hub.Wait(ctx, ch.Name(), o, &cur)
-			if err != nil {
-				fail(c, err)
+			deadline.Stop()
+			ch.Unsubscribe(o)
+			if ctx.Err() != nil {
 				return
 			}
-			if now == nil {
-				select {
-				case <-o.Ready():
-				case <-deadline.C:
-				case <-s.shutdown:
-				case <-ctx.Done():
-				}
-				ch.Unsubscribe(o)
-				if ctx.Err() != nil {
-					return
-				}
-			}
-			msgs = ch.History(since, limit)
-			if now == nil && len(msgs) == 0 {
-				break // timed out or shutting down
-			}
 		}
+		msgs = logAfter(ch, since, limit)
 	}
 	c.Data(http.StatusOK, "application/json; charset=utf-8", jsonArray(msgs))
+}
+
+// logAfter is the log's answer: the messages after since, oldest first; or,
+// for a cursor ahead of the channel (the store was reset), the current
+// message, as long-poll answers, so a cursor client resynchronises instead of
+// waiting for ids it will never see.
+func logAfter(ch *announce.Channel, since uint64, limit int) []*announce.Envelope {
+	if cur := ch.Current(); since > cur.ID && cur.ID > 0 {
+		return []*announce.Envelope{cur}
+	}
+	return ch.History(since, limit)
 }
 
 // jsonArray joins the envelopes' encodings into a JSON array.
