@@ -120,6 +120,9 @@ type benchConfig struct {
 	idleTimeout time.Duration
 	target      string // announce or nchan
 	pid         int    // read the server's memory and CPU from /proc/PID (nchan: the worker)
+	// several processes, one run (bench_servers.go)
+	awaitObservers int  // wait until the servers count this many observers in all
+	observeOnly    bool // fanout: count another process's messages, publish none
 
 	// fanout
 	publishers int
@@ -132,7 +135,7 @@ type benchConfig struct {
 }
 
 func (c *benchConfig) register(fs *flag.FlagSet, scenario string) {
-	fs.StringVar(&c.server, "server", defaultServer, "the server's base URL")
+	fs.StringVar(&c.server, "server", defaultServer, "the server's base URL; several nodes: a comma-separated list, observers assigned round-robin, publishing and the channel's id on the first, /metrics summed")
 	fs.StringVar(&c.channel, "channel", "", "the channel (default: a fresh bench-<time> channel)")
 	fs.StringVar(&c.transport, "transport", string(client.WebSocket), "ws, sse or poll")
 	fs.IntVar(&c.n, "n", 1000, "number of observers")
@@ -140,7 +143,8 @@ func (c *benchConfig) register(fs *flag.FlagSet, scenario string) {
 	fs.BoolVar(&c.jsonOnly, "json-only", false, "print only the JSON line")
 	fs.IntVar(&c.sources, "sources", 16, "loopback source addresses to spread connections over (127.0.0.1..127.0.0.S)")
 	fs.IntVar(&c.concurrency, "connect-concurrency", 64, "connections being opened at once")
-	fs.DurationVar(&c.wait, "wait", 10*time.Second, "how long to wait for the server to be ready")
+	fs.DurationVar(&c.wait, "wait", 10*time.Second, "how long to wait for the servers to be ready, for --await-observers, and (--observe-only) for the first message")
+	fs.IntVar(&c.awaitObservers, "await-observers", 0, "after connecting, wait until the servers count this many observers of the transport in all (other bench processes' included) before publishing or holding")
 	fs.DurationVar(&c.idleTimeout, "idle-timeout", 75*time.Second, "a connection silent this long is taken for dead")
 	fs.StringVar(&c.target, "target", targetAnnounce, "the server's kind: announce, or nchan (nginx + nchan as in docs/nchan.conf: /sub/CH, /pub/CH)")
 	fs.IntVar(&c.pid, "pid", 0, "read the server's memory and CPU from /proc/PID instead of /metrics (needed for nchan: its worker's pid)")
@@ -151,6 +155,7 @@ func (c *benchConfig) register(fs *flag.FlagSet, scenario string) {
 		fs.Float64Var(&c.rate, "rate", 20, "messages published per second")
 		fs.IntVar(&c.size, "size", 0, "bytes of padding added to each message")
 		fs.DurationVar(&c.drain, "drain", 15*time.Second, "how long to wait for deliveries after the last publish")
+		fs.BoolVar(&c.observeOnly, "observe-only", false, "publish nothing: count the --messages another bench process publishes on --channel (at --rate), from the first one's arrival")
 	} else {
 		fs.DurationVar(&c.hold, "hold", 5*time.Second, "how long to hold the idle observers before measuring")
 	}
@@ -164,10 +169,9 @@ func (c *benchConfig) register(fs *flag.FlagSet, scenario string) {
 type benchRun struct {
 	cfg       benchConfig
 	transport client.Transport
-	base      *url.URL // the server, with any path prefix
-	hostport  string
-	tls       *tls.Config
-	dialers   []net.Dialer // one per source address
+	base      *url.URL      // the first server, with any path prefix: publishing, the channel's id
+	servers   []benchServer // --server: observer i connects to servers[i mod len]
+	dialers   []net.Dialer  // one per source address
 	client    *client.Client
 	stderr    io.Writer
 	tty       bool
@@ -197,37 +201,38 @@ func newBenchRun(ctx context.Context, cfg benchConfig, stderr io.Writer) (*bench
 		return nil, errors.New("--messages must be >= 0 and --rate > 0")
 	case cfg.target != targetAnnounce && cfg.target != targetNchan:
 		return nil, fmt.Errorf("--target %q: announce or nchan", cfg.target)
+	case cfg.observeOnly && (cfg.channel == "" || cfg.messages < 1):
+		return nil, errors.New("--observe-only needs the publishing process's --channel and --messages")
+	case cfg.awaitObservers < 0:
+		return nil, errors.New("--await-observers must be >= 0")
 	}
 	if cfg.publishers < 1 {
 		cfg.publishers = 1
 	}
-	u, err := url.Parse(strings.TrimRight(cfg.server, "/"))
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return nil, fmt.Errorf("--server %q: want http://host:port", cfg.server)
+	servers, err := parseServers(cfg.server)
+	if err != nil {
+		return nil, err
 	}
+	u := servers[0].base
 	if cfg.channel == "" {
 		cfg.channel = "bench-" + strconv.FormatInt(time.Now().UnixMilli(), 36)
 	}
-	b := &benchRun{cfg: cfg, transport: tr, base: u, stderr: stderr}
+	b := &benchRun{cfg: cfg, transport: tr, base: u, servers: servers, stderr: stderr}
 	if f, ok := stderr.(*os.File); ok {
 		if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
 			b.tty = true
 		}
 	}
-	port := u.Port()
-	if port == "" {
-		port = map[string]string{"http": "80", "https": "443"}[u.Scheme]
-	}
-	b.hostport = net.JoinHostPort(u.Hostname(), port)
-	if u.Scheme == "https" {
-		b.tls = &tls.Config{ServerName: u.Hostname()}
-	}
-	loopback, err := isLoopback(ctx, u.Hostname())
-	if err != nil {
-		return nil, err
-	}
-	if !loopback && !cfg.allowRemote {
-		return nil, fmt.Errorf("%s is not on this machine: a load generator aimed elsewhere is an attack; pass --allow-remote if it is yours", u.Hostname())
+	loopback := true
+	for _, s := range servers {
+		l, err := isLoopback(ctx, s.base.Hostname())
+		if err != nil {
+			return nil, err
+		}
+		if !l && !cfg.allowRemote {
+			return nil, fmt.Errorf("%s is not on this machine: a load generator aimed elsewhere is an attack; pass --allow-remote if it is yours", s.base.Hostname())
+		}
+		loopback = loopback && l
 	}
 	b.dialers = sourceDialers(u.Hostname(), loopback, cfg.sources)
 	if err := raiseFileLimit(cfg.n+256, stderr); err != nil {
@@ -286,14 +291,15 @@ func sourceDialers(host string, loopback bool, count int) []net.Dialer {
 	return ds
 }
 
-// dial opens observer i's connection from its source address (TLS for https).
+// dial opens observer i's connection to its server from its source address (TLS for https).
 func (b *benchRun) dial(ctx context.Context, i int) (net.Conn, error) {
 	d := &b.dialers[i%len(b.dialers)]
-	c, err := d.DialContext(ctx, "tcp", b.hostport)
-	if err != nil || b.tls == nil {
+	srv := b.serverFor(i)
+	c, err := d.DialContext(ctx, "tcp", srv.hostport)
+	if err != nil || srv.tls == nil {
 		return c, err
 	}
-	tc := tls.Client(c, b.tls)
+	tc := tls.Client(c, srv.tls)
 	if err := tc.HandshakeContext(ctx); err != nil {
 		c.Close()
 		return nil, err
@@ -301,16 +307,25 @@ func (b *benchRun) dial(ctx context.Context, i int) (net.Conn, error) {
 	return tc, nil
 }
 
-// waitReady waits for the server's /readyz, up to --wait.
+// waitReady waits for every server's /readyz, up to --wait.
 func (b *benchRun) waitReady(ctx context.Context) error {
 	deadline := time.Now().Add(b.cfg.wait)
+	for _, s := range b.servers {
+		if err := b.waitServerReady(ctx, s.base, deadline); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (b *benchRun) waitServerReady(ctx context.Context, base *url.URL, deadline time.Time) error {
 	ready := "/readyz"
 	if b.cfg.target == targetNchan {
 		ready = "/nchan_status"
 	}
 	for {
 		rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		req, _ := http.NewRequestWithContext(rctx, http.MethodGet, b.base.String()+ready, nil)
+		req, _ := http.NewRequestWithContext(rctx, http.MethodGet, base.String()+ready, nil)
 		resp, err := http.DefaultClient.Do(req)
 		cancel()
 		if err == nil {
@@ -321,14 +336,15 @@ func (b *benchRun) waitReady(ctx context.Context) error {
 			err = fmt.Errorf("/readyz answered %s", resp.Status)
 		}
 		if time.Now().After(deadline) || ctx.Err() != nil {
-			return fmt.Errorf("server %s not ready: %w", b.base, err)
+			return fmt.Errorf("server %s not ready: %w", base, err)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
 }
 
-// serverMetrics reads the server's /metrics into series → value
-// ("process_resident_memory_bytes", `announce_observers{transport="ws"}`).
+// serverMetrics reads the servers' /metrics into series → value
+// ("process_resident_memory_bytes", `announce_observers{transport="ws"}`),
+// summed over the servers.
 func (b *benchRun) serverMetrics(ctx context.Context) (map[string]float64, error) {
 	if b.cfg.pid > 0 || b.cfg.target == targetNchan {
 		if b.cfg.pid <= 0 {
@@ -336,9 +352,25 @@ func (b *benchRun) serverMetrics(ctx context.Context) (map[string]float64, error
 		}
 		return procStats(b.cfg.pid)
 	}
+	if len(b.servers) == 1 {
+		return readMetrics(ctx, b.base)
+	}
+	sum := map[string]float64{}
+	for _, s := range b.servers {
+		m, err := readMetrics(ctx, s.base)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", s.base, err)
+		}
+		sumMetrics(sum, m)
+	}
+	return sum, nil
+}
+
+// readMetrics reads one server's /metrics.
+func readMetrics(ctx context.Context, base *url.URL) (map[string]float64, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, b.base.String()+"/metrics", nil)
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base.String()+"/metrics", nil)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return nil, err

@@ -33,6 +33,12 @@ func (b *benchRun) fanout(ctx context.Context) (benchReport, error) {
 	if rep.Connected == 0 {
 		return nil, fmt.Errorf("no observer could connect: %v", b.firstError())
 	}
+	if _, err := b.awaitObservers(ctx); err != nil {
+		return nil, err
+	}
+	if cfg.observeOnly {
+		return b.observeMessages(ctx, rep, base, before)
+	}
 
 	// Publish at the rate, each message carrying its send time.
 	pad := ""
@@ -106,6 +112,60 @@ func (b *benchRun) fanout(ctx context.Context) (benchReport, error) {
 	}
 	stopProgress()
 	cpuAfter, _ := b.serverMetrics(context.WithoutCancel(ctx))
+	b.tally(ctx, rep, acked, start, before)
+	const cpu = "process_cpu_seconds_total"
+	if _, ok := cpuAfter[cpu]; ok && rep.Deliveries > 0 {
+		rep.ServerCPUSeconds = cpuAfter[cpu] - cpuBefore[cpu]
+		rep.CPUPer1000 = rep.ServerCPUSeconds * 1000 / float64(rep.Deliveries) * 1000
+	}
+	if publishErr != nil && rep.FirstError == "" {
+		rep.FirstError = "publish: " + publishErr.Error()
+	}
+	return rep, nil
+}
+
+// observeMessages is --observe-only: another bench process publishes
+// --messages on the channel; from the first one's arrival (waited for up to
+// --wait), wait until every observer has every message, or until --drain
+// passes without a new delivery; then tally as fanout does. The run's
+// messages are the ids after the channel's id read before any publish (base).
+func (b *benchRun) observeMessages(ctx context.Context, rep *fanoutReport, base uint64, before map[string]float64) (benchReport, error) {
+	cfg := b.cfg
+	rep.ObserveOnly = true
+	rep.Expected = rep.Connected * int64(cfg.messages)
+	stop := b.progress("awaiting the first message", func() (int64, int64) { return 0, 1 }, false)
+	deadline := time.Now().Add(cfg.wait)
+	for b.delivered.Load() == 0 && time.Now().Before(deadline) && ctx.Err() == nil {
+		time.Sleep(10 * time.Millisecond)
+	}
+	stop()
+	start := time.Now()
+	if b.delivered.Load() == 0 && ctx.Err() == nil {
+		fmt.Fprintf(b.stderr, "announce bench: no message on %s within --wait %s\n", cfg.channel, cfg.wait)
+	}
+	stop = b.progress("delivering", func() (int64, int64) { return b.delivered.Load(), rep.Expected }, false)
+	seen, lastProgress := b.delivered.Load(), time.Now()
+	for seen > 0 && seen < rep.Expected && time.Since(lastProgress) < cfg.drain && ctx.Err() == nil {
+		time.Sleep(10 * time.Millisecond)
+		if d := b.delivered.Load(); d != seen {
+			seen, lastProgress = d, time.Now()
+		}
+	}
+	stop()
+	if ctx.Err() != nil {
+		return nil, errors.New("interrupted")
+	}
+	ids := make([]uint64, cfg.messages)
+	for i := range ids {
+		ids[i] = base + 1 + uint64(i)
+	}
+	b.tally(ctx, rep, ids, start, before)
+	return rep, nil
+}
+
+// tally closes the observers and counts what every observer saw of the
+// acknowledged ids: deliveries, latency, misses, duplicates.
+func (b *benchRun) tally(ctx context.Context, rep *fanoutReport, acked []uint64, start time.Time, before map[string]float64) {
 	b.closeObservers()
 	after, _ := b.serverMetrics(context.WithoutCancel(ctx))
 	rep.SlowConsumers = after["announce_slow_consumers_total"] - before["announce_slow_consumers_total"]
@@ -143,16 +203,7 @@ func (b *benchRun) fanout(ctx context.Context) (benchReport, error) {
 		P50: ms(percentile(latency, 50)), P90: ms(percentile(latency, 90)),
 		P99: ms(percentile(latency, 99)), Max: ms(percentile(latency, 100)),
 	}
-	const cpu = "process_cpu_seconds_total"
-	if _, ok := cpuAfter[cpu]; ok && rep.Deliveries > 0 {
-		rep.ServerCPUSeconds = cpuAfter[cpu] - cpuBefore[cpu]
-		rep.CPUPer1000 = rep.ServerCPUSeconds * 1000 / float64(rep.Deliveries) * 1000
-	}
 	rep.Errors = rep.ConnectErrors + int64(rep.PublishErrors) + rep.Reconnects
-	if publishErr != nil && rep.FirstError == "" {
-		rep.FirstError = "publish: " + publishErr.Error()
-	}
-	return rep, nil
 }
 
 func ms(ns int64) float64 { return float64(ns) / 1e6 }

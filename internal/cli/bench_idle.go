@@ -24,6 +24,9 @@ func (b *benchRun) idle(ctx context.Context) (benchReport, error) {
 		return nil, errors.New("interrupted")
 	}
 	rep.connected(b, took)
+	if _, err := b.awaitObservers(ctx); err != nil {
+		return nil, err
+	}
 	if !sleepCtx(ctx, b.cfg.hold) {
 		return nil, errors.New("interrupted")
 	}

@@ -27,6 +27,7 @@ import (
 // poll connection) would make the bench measure itself as much as the server.
 type observer struct {
 	b     *benchRun
+	srv   *benchServer // the server it connects to (round-robin over --server)
 	index int
 	base  uint64 // the channel's id before the bench: message k of the run has id base+k
 
@@ -47,7 +48,7 @@ type observer struct {
 }
 
 func newObserver(b *benchRun, index int, since uint64, messages int) *observer {
-	return &observer{b: b, index: index, base: since, since: since,
+	return &observer{b: b, srv: b.serverFor(index), index: index, base: since, since: since,
 		counts: make([]uint8, messages), latency: make([]int64, 0, messages)}
 }
 
@@ -133,7 +134,7 @@ var errStopping = errors.New("bench stopping")
 
 // path is the server's path for the channel's endpoint rest, with query.
 func (o *observer) path(rest string, q url.Values) string {
-	p := o.b.base.Path + "/channels/" + url.PathEscape(o.b.cfg.channel) + rest
+	p := o.srv.base.Path + "/channels/" + url.PathEscape(o.b.cfg.channel) + rest
 	if len(q) > 0 {
 		p += "?" + q.Encode()
 	}
@@ -150,16 +151,16 @@ func (o *observer) connectWebSocket(ctx context.Context) (func() error, error) {
 		WriteBufferPool:  &benchWriteBuffers,
 		HandshakeTimeout: 10 * time.Second,
 	}
-	if o.b.tls != nil {
+	if o.srv.tls != nil {
 		d.NetDialTLSContext = d.NetDialContext
 	}
-	u := *o.b.base
+	u := *o.srv.base
 	u.Scheme = map[string]string{"http": "ws", "https": "wss"}[u.Scheme]
 	u.Path = o.path("/ws", nil)
 	u.RawQuery = url.Values{"since": {strconv.FormatUint(o.since, 10)}}.Encode()
 	nchan := o.b.cfg.target == targetNchan
 	if nchan {
-		u.Path, u.RawQuery = o.b.nchanPath("sub"), ""
+		u.Path, u.RawQuery = o.nchanPath("sub"), ""
 	}
 	c, resp, err := d.DialContext(ctx, u.String(), nil)
 	if err != nil {
@@ -199,7 +200,7 @@ func (o *observer) connectWebSocket(ctx context.Context) (func() error, error) {
 // request writes a GET for path on c and reads the answer's head, within timeout.
 func (o *observer) request(c net.Conn, br *bufio.Reader, path, header string, timeout time.Duration) (*http.Response, error) {
 	_ = c.SetDeadline(time.Now().Add(timeout))
-	if _, err := fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: announce-bench\r\n%s\r\n", path, o.b.base.Host, header); err != nil {
+	if _, err := fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: announce-bench\r\n%s\r\n", path, o.srv.base.Host, header); err != nil {
 		return nil, err
 	}
 	resp, err := http.ReadResponse(br, nil)
@@ -235,7 +236,7 @@ func (o *observer) connectSSE(ctx context.Context) (func() error, error) {
 	path, header := o.path("/events", nil), "Accept: text/event-stream\r\nLast-Event-ID: "+strconv.FormatUint(o.since, 10)+"\r\n"
 	nchan := o.b.cfg.target == targetNchan
 	if nchan { // nchan's event ids are its own: no resume by the bench's cursor
-		path, header = o.b.nchanPath("sub"), "Accept: text/event-stream\r\n"
+		path, header = o.nchanPath("sub"), "Accept: text/event-stream\r\n"
 	}
 	resp, err := o.request(c, br, path, header, 15*time.Second)
 	if err != nil {
@@ -408,7 +409,7 @@ func (o *observer) connectNchanPoll(ctx context.Context) (func() error, error) {
 	if err != nil {
 		return nil, err
 	}
-	path := o.b.nchanPath("sub")
+	path := o.nchanPath("sub")
 	// The connection is proven by writing the first poll; nchan answers it
 	// only when a message comes.
 	var lastModified, etag string
@@ -418,7 +419,7 @@ func (o *observer) connectNchanPoll(ctx context.Context) (func() error, error) {
 			header = "If-Modified-Since: " + lastModified + "\r\nIf-None-Match: " + etag + "\r\n"
 		}
 		_ = c.SetDeadline(time.Now().Add(timeout))
-		if _, err := fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: announce-bench\r\n%s\r\n", path, o.b.base.Host, header); err != nil {
+		if _, err := fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: announce-bench\r\n%s\r\n", path, o.srv.base.Host, header); err != nil {
 			return err
 		}
 		resp, err := http.ReadResponse(br, nil)

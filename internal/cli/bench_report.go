@@ -47,7 +47,7 @@ type benchCommon struct {
 }
 
 func (b *benchRun) common(scenario string) benchCommon {
-	return benchCommon{Scenario: scenario, Transport: string(b.transport), Server: b.base.String(),
+	return benchCommon{Scenario: scenario, Transport: string(b.transport), Server: b.serversText(),
 		Channel: b.cfg.channel, Observers: b.cfg.n}
 }
 
@@ -135,6 +135,7 @@ type latencyReport struct {
 // fanoutReport is the result of `announce bench fanout`.
 type fanoutReport struct {
 	benchCommon
+	ObserveOnly   bool          `json:"observe_only,omitempty"` // another process published
 	Messages      int           `json:"messages"`
 	Rate          float64       `json:"rate"`
 	Published     int           `json:"published"`
@@ -159,7 +160,11 @@ func (r *fanoutReport) printTable(out io.Writer) {
 	fmt.Fprintln(out, "announce bench fanout")
 	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	r.rows(w)
-	fmt.Fprintf(w, "  published\t%d of %d at %.1f/s (asked %.1f/s), %d errors\n", r.Published, r.Messages, r.PublishRate, r.Rate, r.PublishErrors)
+	if r.ObserveOnly {
+		fmt.Fprintf(w, "  published\tby another process: %d messages expected\n", r.Messages)
+	} else {
+		fmt.Fprintf(w, "  published\t%d of %d at %.1f/s (asked %.1f/s), %d errors\n", r.Published, r.Messages, r.PublishRate, r.Rate, r.PublishErrors)
+	}
 	fmt.Fprintf(w, "  deliveries\t%d of %d expected, %.0f/s\n", r.Deliveries, r.Expected, r.DeliveryRate)
 	fmt.Fprintf(w, "  latency\tp50 %.2f ms, p90 %.2f ms, p99 %.2f ms, max %.2f ms\n", r.Latency.P50, r.Latency.P90, r.Latency.P99, r.Latency.Max)
 	fmt.Fprintf(w, "  missed, duplicated\t%d, %d\n", r.Missed, r.Duplicated)

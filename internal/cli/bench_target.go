@@ -27,9 +27,9 @@ const (
 // content carries its sequence number ({"t":UNIXNANO,"seq":K}), so message
 // K counts as id K+1 on a channel that starts empty.
 
-// subPath is nchan's subscriber path for the bench's channel.
-func (b *benchRun) nchanPath(kind string) string {
-	return b.base.Path + "/" + kind + "/" + url.PathEscape(b.cfg.channel)
+// nchanPath is nchan's subscriber path for the bench's channel on the observer's server.
+func (o *observer) nchanPath(kind string) string {
+	return o.srv.base.Path + "/" + kind + "/" + url.PathEscape(o.b.cfg.channel)
 }
 
 // nchanPublish publishes content on nchan; it answers 201 or 202 with the

@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"regexp"
 	"strings"
 	"testing"
@@ -12,16 +13,26 @@ import (
 
 func runBench(t *testing.T, args ...string) map[string]any {
 	t.Helper()
+	rep, err := benchJSON(args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rep
+}
+
+// benchJSON runs announce bench --json-only and reads its JSON line (safe
+// from any goroutine: it reports failure as an error).
+func benchJSON(args ...string) (map[string]any, error) {
 	var stdout, stderr bytes.Buffer
 	code := Commands["bench"](append(args, "--json-only"), nil, &stdout, &stderr)
 	if code != 0 {
-		t.Fatalf("bench %q: exit %d\nstdout %s\nstderr %s", args, code, stdout.String(), stderr.String())
+		return nil, fmt.Errorf("bench %q: exit %d\nstdout %s\nstderr %s", args, code, stdout.String(), stderr.String())
 	}
 	var rep map[string]any
 	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
-		t.Fatalf("bench %q printed %q, not one JSON line: %v", args, stdout.String(), err)
+		return nil, fmt.Errorf("bench %q printed %q, not one JSON line: %v", args, stdout.String(), err)
 	}
-	return rep
+	return rep, nil
 }
 
 func TestBenchFanout(t *testing.T) {
