@@ -37,6 +37,7 @@ type Observer struct {
 	limit     int
 	ready     chan struct{} // capacity 1: "the queue is not empty"
 	done      chan struct{} // closed by close
+	notify    func()        // instead of ready and done (NewNotifyingObserver)
 
 	mu     sync.Mutex
 	queue  []*Envelope
@@ -56,13 +57,27 @@ func NewObserver(t Transport, limit int) *Observer {
 	return &Observer{transport: t, limit: limit, ready: make(chan struct{}, 1), done: make(chan struct{}), index: -1}
 }
 
+// NewNotifyingObserver returns an observer that calls notify, instead of
+// signalling Ready or closing Done, each time it queues an envelope and
+// once when it is closed, so that no goroutine need wait on it. notify is
+// called without the observer's lock held, but possibly with the channel's:
+// it must return at once and not call back into the channel.
+func NewNotifyingObserver(t Transport, limit int, notify func()) *Observer {
+	if limit <= 0 {
+		limit = DefaultQueue
+	}
+	return &Observer{transport: t, limit: limit, notify: notify, index: -1}
+}
+
 // Transport reports how the observer is attached.
 func (o *Observer) Transport() Transport { return o.transport }
 
 // Ready is signalled when envelopes are queued; call Take after it fires.
+// It is nil (never ready) for a notifying observer.
 func (o *Observer) Ready() <-chan struct{} { return o.ready }
 
 // Done is closed when the observer is closed; Err then tells why.
+// It is nil (never done) for a notifying observer.
 func (o *Observer) Done() <-chan struct{} { return o.done }
 
 // Err returns the reason the observer was closed, or nil while it is open.
@@ -94,6 +109,10 @@ func (o *Observer) push(e *Envelope) bool {
 	}
 	o.queue = append(o.queue, e)
 	o.mu.Unlock()
+	if o.notify != nil {
+		o.notify()
+		return true
+	}
 	select {
 	case o.ready <- struct{}{}:
 	default:
@@ -104,10 +123,15 @@ func (o *Observer) push(e *Envelope) bool {
 // close marks the observer closed with reason, once.
 func (o *Observer) close(reason error) {
 	o.mu.Lock()
-	defer o.mu.Unlock()
 	if o.reason != nil {
+		o.mu.Unlock()
 		return
 	}
 	o.reason = reason
+	o.mu.Unlock()
+	if o.notify != nil {
+		o.notify()
+		return
+	}
 	close(o.done)
 }

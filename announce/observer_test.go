@@ -101,3 +101,27 @@ func envIDs(es []*Envelope) []uint64 {
 	}
 	return ids
 }
+
+func TestNotifyingObserver(t *testing.T) {
+	calls := 0
+	o := NewNotifyingObserver(WebSocket, 2, func() { calls++ })
+	if o.Ready() != nil || o.Done() != nil {
+		t.Fatal("a notifying observer has Ready or Done channels")
+	}
+	o.push(NewEnvelope(Message{ID: 1, Channel: "x"}))
+	o.push(NewEnvelope(Message{ID: 2, Channel: "x"}))
+	if calls != 2 {
+		t.Fatalf("notified %d times for 2 pushes", calls)
+	}
+	if o.push(NewEnvelope(Message{ID: 3, Channel: "x"})) || calls != 2 {
+		t.Fatal("a refused push was queued or notified")
+	}
+	o.close(ErrSlowConsumer)
+	o.close(ErrClosed)
+	if calls != 3 || !errors.Is(o.Err(), ErrSlowConsumer) {
+		t.Fatalf("after close: %d notifications, Err %v; want 3, slow consumer", calls, o.Err())
+	}
+	if got := o.Take(nil); len(got) != 2 {
+		t.Fatalf("Take after close = %v, want the 2 queued", envIDs(got))
+	}
+}

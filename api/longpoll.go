@@ -76,7 +76,7 @@ func (s *Server) longPoll(c *gin.Context) {
 		fail(c, err)
 		return
 	}
-	pres := s.attach(c, announce.Poll)
+	pres := s.attach(c, announce.Poll, nil)
 	defer pres.detach()
 	if now == nil {
 		timer := time.NewTimer(p.timeout)

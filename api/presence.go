@@ -115,15 +115,16 @@ type observerPresence struct {
 
 // attach reports an observer attaching to the channel and, for the
 // streaming transports with presence events on, listens to the channel's
-// joins and leaves (registered first, so it sees its own join).
-func (s *Server) attach(c *gin.Context, t announce.Transport) *observerPresence {
+// joins and leaves (registered first, so it sees its own join); notify,
+// when not nil, is called after each event is queued.
+func (s *Server) attach(c *gin.Context, t announce.Transport, notify func()) *observerPresence {
 	p := &observerPresence{events: s.pres.events}
 	p.session = announce.Session{Channel: channelOf(c), Transport: t, Name: accessOf(c).name, Time: time.Now()}
 	if t == announce.Poll {
 		p.session.ID, p.session.Alias = s.pollSession(c, p.session.Name)
 	} else {
 		p.session.ID = s.pres.tracker.Node() + "-" + strconv.FormatUint(s.pres.streams.Add(1), 10)
-		p.l = s.pres.tracker.Listen(p.session.Channel)
+		p.l = s.pres.tracker.ListenNotify(p.session.Channel, notify)
 	}
 	p.events.Connected(p.session)
 	return p

@@ -68,6 +68,7 @@ type Server struct {
 	shutdownOnce sync.Once
 	shutdown     chan struct{} // closed when the server begins shutting down
 	streams      sync.WaitGroup
+	sessions     sessions // told of the shutdown (sessions.go)
 
 	hosted hosted        // private channels, tokens, idempotency (private.go)
 	pres   presenceState // presence and the events webhooks get (presence.go)
@@ -132,7 +133,10 @@ func (s *Server) Handler() http.Handler { return s.engine }
 // Shutdown starts a graceful stop: waiting long-polls answer with the current
 // message, SSE streams end and WebSockets close with 1001. Wait for them with Wait.
 func (s *Server) Shutdown() {
-	s.shutdownOnce.Do(func() { close(s.shutdown) })
+	s.shutdownOnce.Do(func() {
+		close(s.shutdown)
+		s.sessions.shutdown()
+	})
 }
 
 // refuseWhileStopping answers 503 to a new stream once shutdown began, so a

@@ -101,7 +101,7 @@ func (s *Server) sse(c *gin.Context) {
 		fail(c, err)
 		return
 	}
-	st := &sseStream{s: s, ch: ch, o: o, pres: s.attach(c, announce.SSE), access: accessOf(c)}
+	st := &sseStream{s: s, ch: ch, o: o, pres: s.attach(c, announce.SSE, nil), access: accessOf(c)}
 
 	h := c.Writer.Header()
 	h.Set("Content-Type", "text/event-stream")

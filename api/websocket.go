@@ -121,7 +121,7 @@ func (s *Server) websocket(c *gin.Context) {
 		ch.Unsubscribe(o)
 		return // the upgrader answered the client
 	}
-	pres := s.attach(c, announce.WebSocket)
+	pres := s.attach(c, announce.WebSocket, nil)
 	a := accessOf(c)
 	handedOff = true
 	go func() {

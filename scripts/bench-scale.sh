@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # bench-scale: every target scenario of the performance issue, announce and
 # (when Debian's nginx-light + libnginx-mod-nchan are installed) nginx+nchan
-# in the same run, each figure printed next to its target. `make bench-scale`.
+# in the same run, each figure printed next to its target, then 100,000
+# WebSocket observers across 6 nodes on one Redis (scripts/bench-nodes.sh,
+# SCALE_NODES=0 skips it). `make bench-scale`.
 #
 # Sizes fit this machine class (2 cores, a 20,000 open-files cap per process,
 # server and load generator on one box) and finish in about ten minutes.
@@ -21,6 +23,7 @@ PUBLISHERS=${PUBLISHERS:-16}
 ANNOUNCE_ADDR=${ANNOUNCE_ADDR:-127.0.0.1:18200}
 NCHAN_ADDR=127.0.0.1:18300 # as in docs/nchan.conf
 NCHAN=${NCHAN:-auto}       # auto: when nginx and the nchan module are installed; 0: never
+SCALE_NODES=${SCALE_NODES:-6} # scripts/bench-nodes.sh: 100K ws observers across this many nodes on Redis (~2 min); 0: skip
 
 mkdir -p "$OUT"
 rm -f "$OUT"/*.json
@@ -133,3 +136,9 @@ f='(.publishes_per_second|round|tostring) + "/s, errors " + (.publish_errors|tos
 row "publishes/s (announce: bolt)" ">= 20000/s" "$(get publish announce "$f")" "$(get publish nchan "$f")"
 echo
 echo "JSON lines of every run: $OUT/*.json"
+
+# 6. Many nodes: 100,000 WebSocket observers across SCALE_NODES nodes on one Redis.
+if [ "$SCALE_NODES" != 0 ]; then
+	echo
+	NODES=$SCALE_NODES BIN=$BIN OUT=$OUT bash scripts/bench-nodes.sh
+fi

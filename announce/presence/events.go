@@ -14,16 +14,22 @@ type Listener struct {
 	t       *Tracker
 	channel string
 	c       chan []byte
+	notify  func() // called after each event queued on c; may be nil
 }
 
 // Listen returns a listener of channel's presence events, or nil when
 // events are off. A listener registered before its own session's
 // Connected receives its own join.
-func (t *Tracker) Listen(channel string) *Listener {
+func (t *Tracker) Listen(channel string) *Listener { return t.ListenNotify(channel, nil) }
+
+// ListenNotify is Listen, calling notify (when not nil) after each event it
+// queues, so that no goroutine need wait on C. notify runs with the
+// tracker locked: it must return at once.
+func (t *Tracker) ListenNotify(channel string, notify func()) *Listener {
 	if !t.events {
 		return nil
 	}
-	l := &Listener{t: t, channel: channel, c: make(chan []byte, listenerQueue)}
+	l := &Listener{t: t, channel: channel, c: make(chan []byte, listenerQueue), notify: notify}
 	t.mu.Lock()
 	set := t.listeners[channel]
 	if set == nil {
@@ -149,6 +155,9 @@ func (t *Tracker) deliver(channel string, event []byte) {
 	for l := range t.listeners[channel] {
 		select {
 		case l.c <- event:
+			if l.notify != nil {
+				l.notify()
+			}
 		default:
 			t.listenerDropped.Add(1)
 		}
