@@ -72,3 +72,7 @@ func (c *limitedConn) Close() error {
 	c.once.Do(c.release)
 	return err
 }
+
+// NetConn returns the connection c wraps, so that its socket can be
+// watched without a goroutine (internal/netpoll).
+func (c *limitedConn) NetConn() net.Conn { return c.Conn }
