@@ -205,3 +205,24 @@ func waitReady(t *testing.T, ready <-chan struct{}) {
 		t.Fatal("no callback")
 	}
 }
+
+func TestHeldSerialWaitsForRelease(t *testing.T) {
+	got := make(chan uint32, 4)
+	s := NewHeldSerial(func(r uint32) { got <- r })
+	s.Kick(1)
+	s.Kick(2)
+	select {
+	case r := <-got:
+		t.Fatalf("ran %b before Release", r)
+	case <-time.After(20 * time.Millisecond):
+	}
+	s.Release(4)
+	select {
+	case r := <-got:
+		if r != 7 {
+			t.Fatalf("first run saw %b, want 111", r)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("nothing ran after Release")
+	}
+}

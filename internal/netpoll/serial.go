@@ -16,6 +16,20 @@ type Serial struct {
 // NewSerial returns a Serial that runs work.
 func NewSerial(work func(reasons uint32)) *Serial { return &Serial{work: work} }
 
+// NewHeldSerial returns a Serial that runs nothing until Release: kicks
+// that come while its owner is still being set up wait for it.
+func NewHeldSerial(work func(reasons uint32)) *Serial {
+	s := &Serial{work: work}
+	s.running.Store(true)
+	return s
+}
+
+// Release starts a held Serial's work with reasons, and whatever was kicked.
+func (s *Serial) Release(reasons uint32) {
+	s.pending.Or(reasons)
+	go s.loop()
+}
+
 // Kick records reasons (nonzero bits) and makes sure work runs soon.
 func (s *Serial) Kick(reasons uint32) {
 	s.pending.Or(reasons)

@@ -1,0 +1,216 @@
+package api_test
+
+import (
+	"bufio"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/announce/announce/announce"
+	"github.com/gorilla/websocket"
+)
+
+// rawWS is a WebSocket spoken by hand over TCP, for frames a well-behaved
+// client library would never send.
+type rawWS struct {
+	conn net.Conn
+	r    *bufio.Reader
+}
+
+func dialRawWS(t *testing.T, ts *testServer, path string) *rawWS {
+	t.Helper()
+	conn, err := net.Dial("tcp", strings.TrimPrefix(ts.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
+		"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n", path)
+	r := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(r, nil)
+	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("handshake: %v %v", resp, err)
+	}
+	if got := resp.Header.Get("Sec-WebSocket-Accept"); got != "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" {
+		t.Fatalf("Sec-WebSocket-Accept %q", got)
+	}
+	return &rawWS{conn: conn, r: r}
+}
+
+// frame builds a client frame; masked as clients must unless told otherwise.
+func frame(fin bool, opcode byte, payload []byte, masked bool) []byte {
+	b0 := opcode
+	if fin {
+		b0 |= 0x80
+	}
+	b := []byte{b0}
+	m := byte(0)
+	if masked {
+		m = 0x80
+	}
+	switch n := len(payload); {
+	case n < 126:
+		b = append(b, m|byte(n))
+	default:
+		b = append(b, m|126)
+		b = binary.BigEndian.AppendUint16(b, uint16(n))
+	}
+	if !masked {
+		return append(b, payload...)
+	}
+	key := [4]byte{1, 2, 3, 4}
+	b = append(b, key[:]...)
+	for i, c := range payload {
+		b = append(b, c^key[i%4])
+	}
+	return b
+}
+
+func (w *rawWS) send(t *testing.T, frames ...[]byte) {
+	t.Helper()
+	var all []byte
+	for _, f := range frames {
+		all = append(all, f...)
+	}
+	if _, err := w.conn.Write(all); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// read returns the next server frame's opcode and payload.
+func (w *rawWS) read(t *testing.T) (byte, []byte) {
+	t.Helper()
+	var h [2]byte
+	if _, err := io.ReadFull(w.r, h[:]); err != nil {
+		t.Fatalf("reading a frame: %v", err)
+	}
+	if h[1]&0x80 != 0 {
+		t.Fatal("the server masked a frame")
+	}
+	n := int(h[1] & 0x7f)
+	switch n {
+	case 126:
+		var l [2]byte
+		_, _ = io.ReadFull(w.r, l[:])
+		n = int(binary.BigEndian.Uint16(l[:]))
+	case 127:
+		var l [8]byte
+		_, _ = io.ReadFull(w.r, l[:])
+		n = int(binary.BigEndian.Uint64(l[:]))
+	}
+	p := make([]byte, n)
+	if _, err := io.ReadFull(w.r, p); err != nil {
+		t.Fatal(err)
+	}
+	return h[0] & 0x0f, p
+}
+
+// expectEvent skips message frames until a text frame with "event": want.
+func (w *rawWS) expectEvent(t *testing.T, want string) map[string]any {
+	t.Helper()
+	for {
+		op, p := w.read(t)
+		var m map[string]any
+		if op == 0x1 && json.Unmarshal(p, &m) == nil && m["event"] == want {
+			return m
+		}
+	}
+}
+
+func TestWebSocketFragmentedAndPipelinedPublishFrames(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t)
+	w := dialRawWS(t, ts, "/channels/frag/ws")
+	// A message in three fragments with a ping between them, then a
+	// second whole message in the same write.
+	w.send(t,
+		frame(false, 0x1, []byte(`{"type":"pub`), true),
+		frame(true, 0x9, []byte("hi"), true),
+		frame(false, 0x0, []byte(`lish","conte`), true),
+		frame(true, 0x0, []byte(`nt":"one"}`), true),
+		frame(true, 0x1, []byte(`{"type":"publish","content":"two"}`), true),
+	)
+	var pong []byte
+	var acks []float64
+	for len(acks) < 2 {
+		op, p := w.read(t)
+		var m map[string]any
+		switch {
+		case op == 0xA:
+			pong = p
+		case op == 0x1 && json.Unmarshal(p, &m) == nil && m["event"] == "ack":
+			acks = append(acks, m["id"].(float64))
+		case op == 0x1 && m["event"] == "error":
+			t.Fatalf("error frame %s", p)
+		}
+	}
+	if string(pong) != "hi" {
+		t.Errorf("pong %q, want the ping's payload", pong)
+	}
+	if acks[0] != 1 || acks[1] != 2 {
+		t.Fatalf("acks %v, want 1 then 2", acks)
+	}
+	if c := currentID(t, ts, "frag"); c != 2 {
+		t.Fatalf("current id %d, want 2", c)
+	}
+}
+
+func TestWebSocketProtocolErrorsClose1002(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t)
+	for name, f := range map[string][]byte{
+		"unmasked":              frame(true, 0x1, []byte(`{}`), false),
+		"continuation first":    frame(true, 0x0, []byte(`{}`), true),
+		"reserved opcode":       frame(true, 0x3, nil, true),
+		"fragmented control":    frame(false, 0x9, nil, true),
+		"text inside a message": append(frame(false, 0x1, []byte(`{`), true), frame(true, 0x1, []byte(`}`), true)...),
+	} {
+		t.Run(name, func(t *testing.T) {
+			w := dialRawWS(t, ts, "/channels/proto/ws")
+			w.send(t, f)
+			for {
+				op, p := w.read(t)
+				if op == 0x8 {
+					if len(p) < 2 || binary.BigEndian.Uint16(p) != 1002 {
+						t.Fatalf("close %v, want code 1002", p)
+					}
+					return
+				}
+			}
+		})
+	}
+	waitObservers(t, ts.Hub, announce.WebSocket, 0)
+}
+
+func TestIdleWebSocketsAndSSEHoldNoGoroutine(t *testing.T) {
+	ts := newTestServer(t)
+	const n = 200
+	before := runtime.NumGoroutine()
+	conns := make([]*websocket.Conn, 0, n)
+	for range n {
+		conns = append(conns, dialWS(t, ts, "/channels/idle/ws"))
+	}
+	waitObservers(t, ts.Hub, announce.WebSocket, n)
+	time.Sleep(100 * time.Millisecond) // let handshake goroutines end
+	// The client side holds no goroutine per connection either (nobody reads).
+	if grown := runtime.NumGoroutine() - before; grown > n/10 {
+		t.Fatalf("%d idle WebSockets grew the goroutines by %d", n, grown)
+	}
+	// Idle, then woken: every one still gets the message.
+	m := ts.Publish(t, "idle", "wake")
+	for _, c := range conns {
+		expectWSIDs(t, c, m.ID)
+	}
+	for _, c := range conns {
+		c.Close()
+	}
+	waitObservers(t, ts.Hub, announce.WebSocket, 0)
+}

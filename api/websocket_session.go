@@ -1,0 +1,139 @@
+package api
+
+import (
+	"errors"
+	"io"
+	"time"
+
+	"github.com/announce/announce/announce"
+	gobwas "github.com/gobwas/ws"
+)
+
+// wsSession is the WebSocket protocol of a streamSession: client frames
+// are read straight from the socket (no buffer held between them, so the
+// poller sees every unread byte), and frames are written by hand.
+type wsSession struct {
+	s       *Server
+	channel string
+	access  access
+	since   *uint64
+	replay  announce.Replay
+
+	lastRead time.Time // when the client last sent a frame (or connected)
+	state    gobwas.State
+	message  []byte // a fragmented message being gathered
+	opcode   gobwas.OpCode
+}
+
+// wsClose ends a stream with a close frame of code and reason.
+type wsClose struct {
+	code   gobwas.StatusCode
+	reason string
+}
+
+func (c wsClose) Error() string { return c.reason }
+
+var pingFrame = []byte{0x89, 0x00} // FIN, ping, no payload
+
+func (w *wsSession) start(st *streamSession) error {
+	w.lastRead = time.Now()
+	w.state = gobwas.StateServerSide
+	r := w.replay
+	w.replay = announce.Replay{}
+	if r.Truncated && len(r.Messages) > 0 {
+		if err := st.send(appendTextFrame(nil, truncatedNotice(*w.since, r.Messages[0].ID))); err != nil {
+			return err
+		}
+	}
+	for _, e := range r.Messages {
+		st.bufs = append(st.bufs, w.wire(e))
+	}
+	return st.write()
+}
+
+func (w *wsSession) wire(e *announce.Envelope) []byte { return e.Wire(wsWire).([]byte) }
+
+func (w *wsSession) presence(event []byte) []byte { return appendTextFrame(nil, event) }
+
+// keepalive pings, or ends a client that answered nothing within the pong timeout.
+func (w *wsSession) keepalive(st *streamSession) error {
+	if time.Since(w.lastRead) > w.s.cfg.PongTimeout {
+		return errGone
+	}
+	return st.send(pingFrame)
+}
+
+func (w *wsSession) end(st *streamSession, reason error) {
+	c := wsClose{gobwas.StatusGoingAway, "server shutting down"}
+	switch {
+	case errors.As(reason, &c):
+	case errors.Is(reason, announce.ErrSlowConsumer):
+		c = wsClose{gobwas.StatusPolicyViolation, "slow consumer"}
+	case errors.Is(reason, errTokenExpired):
+		c = wsClose{gobwas.StatusPolicyViolation, "token expired"}
+	}
+	_ = st.send(closeFrame(c.code, c.reason))
+}
+
+func closeFrame(code gobwas.StatusCode, reason string) []byte {
+	b, _ := gobwas.CompileFrame(gobwas.NewCloseFrame(gobwas.NewCloseFrameBody(code, reason)))
+	return b
+}
+
+// readable reads one frame; the poller calls back again while more wait.
+// A frame that has begun arriving must end within the pong timeout.
+func (w *wsSession) readable(st *streamSession) error {
+	conn := st.watch.Conn()
+	_ = conn.SetReadDeadline(time.Now().Add(w.s.cfg.PongTimeout))
+	h, err := gobwas.ReadHeader(conn)
+	if err != nil {
+		return errGone
+	}
+	if err := gobwas.CheckHeader(h, w.state); err != nil {
+		return wsClose{gobwas.StatusProtocolError, err.Error()}
+	}
+	limit := int64(w.s.hub.MaxMessage()) + 1024
+	if h.Length > limit || int64(len(w.message))+h.Length > limit {
+		return wsClose{gobwas.StatusMessageTooBig, "frame too large"}
+	}
+	payload := make([]byte, h.Length)
+	if _, err := io.ReadFull(conn, payload); err != nil {
+		return errGone
+	}
+	gobwas.Cipher(payload, h.Mask, 0)
+	w.lastRead = time.Now()
+
+	switch h.OpCode {
+	case gobwas.OpPing:
+		b, _ := gobwas.CompileFrame(gobwas.NewPongFrame(payload))
+		return st.send(b)
+	case gobwas.OpPong:
+		return nil
+	case gobwas.OpClose:
+		// Echo the peer's close (RFC 6455 5.5.1), then hang up.
+		code, _ := gobwas.ParseCloseFrameData(payload)
+		if code == 0 || code == gobwas.StatusNoStatusRcvd {
+			code = gobwas.StatusNormalClosure
+		}
+		_ = st.send(closeFrame(code, ""))
+		return errGone
+	}
+	if h.OpCode != gobwas.OpContinuation {
+		w.opcode = h.OpCode
+	}
+	if !h.Fin {
+		w.state = w.state.Set(gobwas.StateFragmented)
+		w.message = append(w.message, payload...)
+		return nil
+	}
+	if w.state.Fragmented() {
+		payload = append(w.message, payload...)
+		w.message = nil
+		w.state = w.state.Clear(gobwas.StateFragmented)
+	}
+	reply := errorFrame("send text frames of JSON")
+	if w.opcode == gobwas.OpText {
+		reply = w.s.handleFrame(w.channel, payload, w.access)
+	}
+	return st.send(appendTextFrame(nil, reply))
+}
