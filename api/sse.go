@@ -75,13 +75,13 @@ func truncatedNotice(since uint64, first uint64) []byte {
 
 // sse streams every change of the channel as Server-Sent Events.
 //
-// An HTTP/1.x stream is hijacked once subscribed: the handler writes the
+// An HTTP/1.1 stream is hijacked once subscribed: the handler writes the
 // response head itself (close-delimited, as EventSource expects of a
-// stream) and returns, so net/http's per-request buffers, its background
-// reader, the gin context and the deep handler stack are freed. A write
-// pump goroutine is then the stream's only writer, and a small reader
-// notices the client leaving. Where hijacking is not possible (HTTP/2, a
-// recorder) the handler streams through the ResponseWriter.
+// stream) and returns, so net/http's per-request buffers, the gin context
+// and the handler's stack are freed, and a streamSession serves it with no
+// goroutine while idle (sse_session.go). Where hijacking is not possible
+// (HTTP/2, HTTP/1.0, a recorder) the handler streams through the
+// ResponseWriter.
 func (s *Server) sse(c *gin.Context) {
 	since, ok := replayCursor(c, true)
 	if !ok || s.refuseWhileStopping(c) {
@@ -94,6 +94,10 @@ func (s *Server) sse(c *gin.Context) {
 			s.streams.Done()
 		}
 	}()
+	if canHijack(c) {
+		handedOff = s.sseSession(c, since)
+		return
+	}
 	ctx := c.Request.Context()
 	o := announce.NewObserver(announce.SSE, s.hub.QueueLimit())
 	ch, replay, err := s.hub.Subscribe(ctx, channelOf(c), o, since)
@@ -101,33 +105,41 @@ func (s *Server) sse(c *gin.Context) {
 		fail(c, err)
 		return
 	}
+	setSSEHeaders(c)
 	st := &sseStream{s: s, ch: ch, o: o, pres: s.attach(c, announce.SSE, nil), access: accessOf(c)}
-
-	h := c.Writer.Header()
-	h.Set("Content-Type", "text/event-stream")
-	h.Set("Cache-Control", "no-cache")
-	h.Set("X-Accel-Buffering", "no")
-	if conn, hijacked := hijackStream(c, http.StatusOK); hijacked {
-		if conn == nil { // the head could not be written: the client is gone
-			st.ch.Unsubscribe(o)
-			st.pres.detach()
-			return
-		}
-		gone := make(chan struct{})
-		go watchClosed(conn, gone)
-		st.out = &rawStream{conn: conn, timeout: s.cfg.WriteTimeout}
-		handedOff = true
-		go func() {
-			defer s.streams.Done()
-			defer conn.Close()
-			st.run(replay, since, gone)
-		}()
-		return
-	}
 	c.Status(http.StatusOK)
 	rc := http.NewResponseController(c.Writer)
 	st.out = &httpStream{rc: rc, w: deadlineWriter{rc: rc, w: c.Writer, timeout: s.cfg.WriteTimeout}}
 	st.run(replay, since, ctx.Done())
+}
+
+// sseSession subscribes, hijacks and hands the stream to a streamSession;
+// it reports whether it did (the session then releases s.streams).
+func (s *Server) sseSession(c *gin.Context, since *uint64) bool {
+	sse := &sseProtocol{since: since}
+	st := s.newStreamSession(announce.SSE, sse, s.cfg.Heartbeat)
+	ch, replay, err := s.hub.Subscribe(c.Request.Context(), channelOf(c), st.o, since)
+	if err != nil {
+		fail(c, err)
+		return false
+	}
+	sse.replay = replay
+	setSSEHeaders(c)
+	conn := hijackStream(c, http.StatusOK)
+	if conn == nil { // the head could not be written: the client is gone
+		ch.Unsubscribe(st.o)
+		return false
+	}
+	pres := s.attach(c, announce.SSE, st.kicker(wakePresence))
+	st.begin(conn, ch, pres, accessOf(c))
+	return true
+}
+
+func setSSEHeaders(c *gin.Context) {
+	h := c.Writer.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-cache")
+	h.Set("X-Accel-Buffering", "no")
 }
 
 // sseStream is one SSE observer's state, shared by both ways of writing.
@@ -236,15 +248,6 @@ func (h *httpStream) write(frames ...[]byte) error {
 	return h.rc.Flush()
 }
 
-// rawStream writes to a hijacked connection: no buffer is held between
-// writes, and one wake-up's frames go out in one writev.
-type rawStream struct {
-	conn     net.Conn
-	timeout  time.Duration
-	bufs     net.Buffers
-	deadline writeDeadline
-}
-
 // writeDeadline renews a connection's write deadline lazily: a burst of
 // writes within a second shares one deadline (each renewal re-arms a
 // runtime timer), so every write still has between timeout-1s and timeout.
@@ -259,35 +262,26 @@ func (d *writeDeadline) extend(conn net.Conn, timeout time.Duration) {
 	_ = conn.SetWriteDeadline(want)
 }
 
-func (r *rawStream) write(frames ...[]byte) error {
-	r.bufs = append(r.bufs[:0], frames...)
-	r.deadline.extend(r.conn, r.timeout)
-	out := r.bufs // WriteTo consumes its receiver
-	_, err := out.WriteTo(r.conn)
-	clear(r.bufs[:cap(r.bufs)])
-	if cap(r.bufs) > 64 {
-		r.bufs = nil
-	}
-	return err
-}
-
-// hijackStream takes over an HTTP/1.x connection for a streamed answer:
-// it writes the status line and the headers gathered so far (CORS and the
-// like included), close-delimited, and returns the connection; nil when the
-// connection cannot be hijacked (HTTP/2) or the head cannot be written, the
-// latter having ended the connection. hijacked reports whether the
-// connection was taken from net/http (then the answer is the caller's).
-func hijackStream(c *gin.Context, status int) (conn net.Conn, hijacked bool) {
+// canHijack reports whether the request's connection can be taken over
+// for a stream: HTTP/1.1 through a writer that can hijack.
+func canHijack(c *gin.Context) bool {
 	r := c.Request
 	if r.ProtoMajor != 1 || r.ProtoMinor < 1 {
-		return nil, false // HTTP/1.0 and HTTP/2 stream through the ResponseWriter
+		return false // HTTP/1.0 and HTTP/2 stream through the ResponseWriter
 	}
-	if _, ok := c.Writer.(http.Hijacker); !ok {
-		return nil, false
-	}
+	_, ok := c.Writer.(http.Hijacker)
+	return ok
+}
+
+// hijackStream takes over an HTTP/1.1 connection for a streamed answer:
+// it writes the status line and the headers gathered so far (CORS and the
+// like included), close-delimited, and returns the connection; nil when
+// the connection could not be taken or the head not written (the client
+// is gone).
+func hijackStream(c *gin.Context, status int) net.Conn {
 	conn, brw, err := http.NewResponseController(c.Writer).Hijack()
 	if err != nil {
-		return nil, false
+		return nil
 	}
 	_ = brw // a client sends nothing more on an event stream; what it did send is dropped
 	h := c.Writer.Header()
@@ -306,19 +300,7 @@ func hijackStream(c *gin.Context, status int) (conn net.Conn, hijacked bool) {
 	_ = conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
 	if _, err := conn.Write(head); err != nil {
 		conn.Close()
-		return nil, true
+		return nil
 	}
-	return conn, true
-}
-
-// watchClosed closes gone when the client closes its side of conn (or the
-// connection fails). It holds a single byte of buffer.
-func watchClosed(conn net.Conn, gone chan<- struct{}) {
-	var b [1]byte
-	for {
-		if _, err := conn.Read(b[:]); err != nil {
-			close(gone)
-			return
-		}
-	}
+	return conn
 }

@@ -204,13 +204,68 @@ func TestIdleWebSocketsAndSSEHoldNoGoroutine(t *testing.T) {
 	if grown := runtime.NumGoroutine() - before; grown > n/10 {
 		t.Fatalf("%d idle WebSockets grew the goroutines by %d", n, grown)
 	}
+	streams := make([]*rawSSE, 0, n)
+	for range n {
+		streams = append(streams, dialRawSSE(t, ts, "/channels/idle/events"))
+	}
+	waitObservers(t, ts.Hub, announce.SSE, n)
+	time.Sleep(100 * time.Millisecond)
+	if grown := runtime.NumGoroutine() - before; grown > n/5 {
+		t.Fatalf("%d idle WebSockets and %d SSE streams grew the server's goroutines by about %d", n, n, grown)
+	}
 	// Idle, then woken: every one still gets the message.
 	m := ts.Publish(t, "idle", "wake")
 	for _, c := range conns {
 		expectWSIDs(t, c, m.ID)
 	}
+	for _, c := range streams {
+		c.expectID(t, m.ID)
+	}
 	for _, c := range conns {
 		c.Close()
 	}
+	for _, c := range streams {
+		c.conn.Close()
+	}
 	waitObservers(t, ts.Hub, announce.WebSocket, 0)
+	waitObservers(t, ts.Hub, announce.SSE, 0)
+}
+
+// rawSSE is an event stream read by hand, with no goroutine of its own.
+type rawSSE struct {
+	conn net.Conn
+	r    *bufio.Reader
+}
+
+func dialRawSSE(t *testing.T, ts *testServer, path string) *rawSSE {
+	t.Helper()
+	conn, err := net.Dial("tcp", strings.TrimPrefix(ts.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n", path)
+	r := bufio.NewReader(conn)
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	resp, err := http.ReadResponse(r, nil)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %v %v", path, resp, err)
+	}
+	return &rawSSE{conn: conn, r: r}
+}
+
+// expectID reads lines until the event with id.
+func (s *rawSSE) expectID(t *testing.T, id uint64) {
+	t.Helper()
+	_ = s.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	want := fmt.Sprintf("id: %d\n", id)
+	for {
+		line, err := s.r.ReadString('\n')
+		if err != nil {
+			t.Fatalf("reading for %q: %v", want, err)
+		}
+		if line == want {
+			return
+		}
+	}
 }
