@@ -2,6 +2,7 @@ package announce
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -20,8 +21,12 @@ type Channel struct {
 	counts    [numTransports]int
 	pending   map[uint64]*Envelope // arrived ahead of a gap
 	filling   bool                 // a gap fill is scheduled
-	idleSince time.Time
-	evicted   bool
+	gapWaits  int                  // fills that waited for local publishes to close the gap
+	// publishing counts this node's publishes between the store's commit
+	// and their delivery here: a gap may be theirs, still on its way.
+	publishing atomic.Int32
+	idleSince  time.Time
+	evicted    bool
 }
 
 // Replay is what a new observer receives before live messages.
@@ -191,6 +196,9 @@ func (c *Channel) applyPending() {
 		delete(c.pending, n.ID)
 		c.apply(n)
 	}
+	if len(c.pending) == 0 {
+		c.gapWaits = 0
+	}
 	for id := range c.pending {
 		if id <= c.current.ID {
 			delete(c.pending, id)
@@ -230,6 +238,32 @@ func (c *Channel) scheduleFill() {
 	}
 	c.filling = true
 	time.AfterFunc(c.hub.gapGrace, func() { c.hub.fill(c) })
+}
+
+// maxGapWaits bounds how many fills a gap waits for local publishes (each
+// a gap grace apart) before its ids are taken as lost.
+const maxGapWaits = 10
+
+// awaitLocal reports whether the ids after last and before first, which
+// the store no longer holds, may still be brought by this node's
+// publishes in flight (committed, not yet delivered: a burst of commits
+// can outrun the store's history before its publishers run again). Then
+// the fill waits for them instead of skipping, a bounded number of times.
+func (c *Channel) awaitLocal(last, first uint64) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	missing := first - last - 1
+	for id := range c.pending {
+		if id > last && id < first {
+			missing-- // arrived, held behind the gap
+		}
+	}
+	if p := c.publishing.Load(); p > 0 && uint64(p) >= missing && c.gapWaits < maxGapWaits {
+		c.gapWaits++
+		return true
+	}
+	c.gapWaits = 0
+	return false
 }
 
 // apply makes e current and notifies every observer. Requires c.mu.

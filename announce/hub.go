@@ -268,6 +268,10 @@ func (h *Hub) Publish(ctx context.Context, name, content string) (*Envelope, err
 	if h.closed.Load() {
 		return nil, ErrClosed
 	}
+	if c := h.lookup(name); c != nil {
+		c.publishing.Add(1)
+		defer c.publishing.Add(-1) // after the delivery below
+	}
 	m, err := h.store.Append(ctx, name, content, time.Now().Truncate(time.Microsecond))
 	if err != nil {
 		return nil, err
@@ -343,6 +347,10 @@ func (h *Hub) catchUpFromStore(ctx context.Context, c *Channel) error {
 			continue
 		}
 		h.stats.gapsFilled.Add(1)
+		if i == 0 && m.ID > last+1 && c.awaitLocal(last, m.ID) {
+			c.deliver(NewEnvelope(m)) // held; the gap schedules the next fill
+			continue
+		}
 		if i == 0 && m.ID > last+1 {
 			// Ids last+1 .. m.ID-1 are older than the store's history: gone.
 			h.log.Warn("messages lost beyond history", "channel", c.name, "from", last+1, "to", m.ID-1)

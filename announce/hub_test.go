@@ -938,3 +938,63 @@ func TestNoGoroutineLeak(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// pausingStore holds back the publisher of content "held" between the
+// store's commit and its return, as a descheduled goroutine would.
+type pausingStore struct {
+	*MemoryStore
+	committed chan struct{}
+	release   chan struct{}
+}
+
+func (s *pausingStore) Append(ctx context.Context, channel, content string, at time.Time) (Message, error) {
+	m, err := s.MemoryStore.Append(ctx, channel, content, at)
+	if content == "held" {
+		close(s.committed)
+		<-s.release
+	}
+	return m, err
+}
+
+func TestGapOfALocalPublishInFlightIsWaitedFor(t *testing.T) {
+	store := &pausingStore{MemoryStore: NewMemoryStore(10), committed: make(chan struct{}), release: make(chan struct{})}
+	h := newTestHub(t, Config{History: 10, Store: store})
+	o := NewObserver(WebSocket, 1000)
+	ch, _, err := h.Subscribe(context.Background(), "burst", o, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ch.Unsubscribe(o)
+
+	held := make(chan error, 1)
+	go func() {
+		_, err := h.Publish(context.Background(), "burst", "held")
+		held <- err
+	}()
+	<-store.committed
+	// Thirty more commit and arrive while the first is held: more than the
+	// store's history, so a fill can no longer read the first one.
+	mustPublish(t, h, "burst", 30)
+	time.Sleep(5 * h.gapGrace) // several fills run meanwhile
+	close(store.release)
+	if err := <-held; err != nil {
+		t.Fatal(err)
+	}
+	var got []uint64
+	deadline := time.After(5 * time.Second)
+	for len(got) < 31 {
+		select {
+		case <-o.Ready():
+			for _, e := range o.Take(nil) {
+				got = append(got, e.ID)
+			}
+		case <-deadline:
+			t.Fatalf("observer got %v, want ids 1..31", got)
+		}
+	}
+	for i, id := range got {
+		if id != uint64(i+1) {
+			t.Fatalf("observer got %v, want ids 1..31 in order", got)
+		}
+	}
+}
