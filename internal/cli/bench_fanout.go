@@ -103,11 +103,14 @@ func (b *benchRun) fanout(ctx context.Context) (benchReport, error) {
 		rep.PublishRate = float64(len(acked)-1) / published.Seconds()
 	}
 
-	// Wait for the deliveries, or the drain timeout.
+	// Wait for the deliveries, or the drain timeout: those of a publish that
+	// failed too, since one that timed out may still be delivered (the other
+	// processes of a several-process run count it), as long as --drain allows.
 	rep.Expected = rep.Connected * int64(len(acked))
+	awaited := rep.Connected * int64(len(acked)+rep.PublishErrors)
 	stopProgress = b.progress("delivering", func() (int64, int64) { return b.delivered.Load(), rep.Expected }, false)
 	deadline := time.Now().Add(cfg.drain)
-	for b.delivered.Load() < rep.Expected && time.Now().Before(deadline) && ctx.Err() == nil {
+	for b.delivered.Load() < awaited && time.Now().Before(deadline) && ctx.Err() == nil {
 		time.Sleep(10 * time.Millisecond)
 	}
 	stopProgress()
