@@ -594,6 +594,7 @@ func TestSlowConsumer(t *testing.T) {
 	if slow.Err() != nil {
 		t.Fatalf("closed with a full but not overflowing queue: %v", slow.Err())
 	}
+	stall(slow)                  // its writer is stuck, not merely late
 	mustPublish(t, h, "slow", 1) // the 6th overflows
 	select {
 	case <-slow.Done():

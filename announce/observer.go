@@ -1,6 +1,9 @@
 package announce
 
-import "sync"
+import (
+	"sync"
+	"time"
+)
 
 // Transport names how an observer is attached.
 type Transport uint8
@@ -41,6 +44,7 @@ type Observer struct {
 
 	mu     sync.Mutex
 	queue  []*Envelope
+	since  time.Time // when the queue last became non-empty
 	reason error
 
 	// index in the channel's registry; guarded by the channel's lock.
@@ -100,12 +104,26 @@ func (o *Observer) Take(buf []*Envelope) []*Envelope {
 	return buf
 }
 
-// push queues e; it reports false when the queue is full or the observer closed.
+// slowGrace and burstFactor tell a slow consumer from a burst: a queue
+// past its limit overflows only once its oldest envelope has waited
+// slowGrace (the writer is stuck, not merely not yet scheduled after a
+// group commit woke hundreds of publishers at once), or at burstFactor
+// times the limit whatever the time.
+const (
+	slowGrace   = 500 * time.Millisecond
+	burstFactor = 4
+)
+
+// push queues e; it reports false when the queue overflows or the observer closed.
 func (o *Observer) push(e *Envelope) bool {
 	o.mu.Lock()
-	if o.reason != nil || len(o.queue) >= o.limit {
+	n := len(o.queue)
+	if o.reason != nil || n >= o.limit && (n >= burstFactor*o.limit || time.Since(o.since) >= slowGrace) {
 		o.mu.Unlock()
 		return false
+	}
+	if n == 0 {
+		o.since = time.Now()
 	}
 	o.queue = append(o.queue, e)
 	o.mu.Unlock()

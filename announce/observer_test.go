@@ -20,6 +20,7 @@ func TestObserverQueue(t *testing.T) {
 			t.Fatalf("push %d refused below the limit", id)
 		}
 	}
+	stall(o)
 	if o.push(NewEnvelope(Message{ID: 4, Channel: "x"})) {
 		t.Fatal("push accepted past the limit")
 	}
@@ -113,6 +114,7 @@ func TestNotifyingObserver(t *testing.T) {
 	if calls != 2 {
 		t.Fatalf("notified %d times for 2 pushes", calls)
 	}
+	stall(o)
 	if o.push(NewEnvelope(Message{ID: 3, Channel: "x"})) || calls != 2 {
 		t.Fatal("a refused push was queued or notified")
 	}
@@ -123,5 +125,47 @@ func TestNotifyingObserver(t *testing.T) {
 	}
 	if got := o.Take(nil); len(got) != 2 {
 		t.Fatalf("Take after close = %v, want the 2 queued", envIDs(got))
+	}
+}
+
+// stall ages o's queue as if its writer had been stuck for slowGrace.
+func stall(o *Observer) {
+	o.mu.Lock()
+	o.since = o.since.Add(-slowGrace)
+	o.mu.Unlock()
+}
+
+func TestObserverBurstPastTheLimitIsNotASlowConsumer(t *testing.T) {
+	o := NewObserver(WebSocket, 5)
+	e := NewEnvelope(Message{ID: 1, Channel: "x"})
+	// A burst (hundreds of publishers woken by one group commit) may
+	// outrun a writer that is about to run: up to burstFactor x the limit
+	// while the oldest has waited less than slowGrace.
+	for i := range burstFactor * 5 {
+		if !o.push(e) {
+			t.Fatalf("push %d refused within the burst allowance", i+1)
+		}
+	}
+	if o.push(e) {
+		t.Fatal("push accepted past burstFactor x the limit")
+	}
+	// A writer that keeps taking is never cut.
+	o2 := NewObserver(WebSocket, 5)
+	for i := range 100 * burstFactor * 5 {
+		if !o2.push(e) {
+			t.Fatalf("push %d refused although the writer keeps up", i+1)
+		}
+		if i%7 == 6 {
+			o2.Take(nil)
+		}
+	}
+	// One stuck for slowGrace is cut at the limit.
+	o3 := NewObserver(WebSocket, 5)
+	for range 5 {
+		o3.push(e)
+	}
+	stall(o3)
+	if o3.push(e) {
+		t.Fatal("push accepted past the limit from a writer stuck for slowGrace")
 	}
 }
