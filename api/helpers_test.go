@@ -62,7 +62,9 @@ func newTestServerHub(tb testing.TB, hubOpt func(*announce.Config), opts ...func
 		_ = hub.Close(context.Background())
 		tb.Fatalf("api.New: %v", err)
 	}
-	hs := httptest.NewServer(s.Handler())
+	hs := httptest.NewUnstartedServer(s.Handler())
+	hs.Listener = s.Listener(hs.Listener) // answered long-polls keep their connection
+	hs.Start()
 	tb.Cleanup(func() {
 		s.Shutdown() // long-polls answer, SSE streams end, WebSockets close
 		hs.Close()   // waits for the HTTP handlers; hijacked WebSockets are not its

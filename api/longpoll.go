@@ -61,7 +61,8 @@ func (s *Server) parsePoll(c *gin.Context, channel string) (pollRequest, bool) {
 }
 
 // longPoll answers the current message once it differs from the client's
-// cursor, or when the timeout passes (200 with the message unchanged).
+// cursor, or when the timeout passes (200 with the message unchanged). An
+// HTTP/1.1 poll waits without a goroutine (deferred.go).
 func (s *Server) longPoll(c *gin.Context) {
 	name := channelOf(c)
 	p, ok := s.parsePoll(c, name)
@@ -70,13 +71,35 @@ func (s *Server) longPoll(c *gin.Context) {
 	}
 	p.timeout = s.capToToken(c, p.timeout) // a wait never outlives its token
 	ctx := c.Request.Context()
-	o := announce.NewObserver(announce.Poll, 1)
+	var d *deferredAnswer
+	var o *announce.Observer
+	if canHijack(c) {
+		d, o = s.newDeferredObserver()
+	} else {
+		o = announce.NewObserver(announce.Poll, 1)
+	}
 	ch, now, err := s.hub.Wait(ctx, name, o, p.since)
 	if err != nil {
 		fail(c, err)
 		return
 	}
 	pres := s.attach(c, announce.Poll, nil)
+	if now == nil && d != nil {
+		client := c.GetString(clientCookie)
+		answer := func(h http.Header) (string, []byte) {
+			return pollAnswer(h, name, ch.Current(), p.callback, client)
+		}
+		if !d.deferAnswer(c, ch, p.timeout, answer, func(timedOut bool) {
+			if timedOut {
+				s.metrics.pollTimeouts.Inc()
+			}
+			pres.detach()
+		}) {
+			ch.Unsubscribe(o)
+			pres.detach()
+		}
+		return
+	}
 	defer pres.detach()
 	if now == nil {
 		timer := time.NewTimer(p.timeout)
@@ -95,22 +118,26 @@ func (s *Server) longPoll(c *gin.Context) {
 		ch.Unsubscribe(o)
 		now = ch.Current()
 	}
-	s.answerPoll(c, name, now, p.callback)
+	ctype, body := pollAnswer(c.Writer.Header(), name, now, p.callback, c.GetString(clientCookie))
+	c.Data(http.StatusOK, ctype, body)
 }
 
-func (s *Server) answerPoll(c *gin.Context, channel string, e *announce.Envelope, callback string) {
-	setCookieCursor(c.Writer.Header(), channel, e.ID)
-	setClientCookie(c)
-	if callback == "" {
-		c.Data(http.StatusOK, "application/json; charset=utf-8", e.JSON)
-		return
+// pollAnswer renders a long-poll's answer of e, setting its cookies (the
+// cursor, then the client's presence cookie when it is new) on h.
+func pollAnswer(h http.Header, channel string, e *announce.Envelope, callback, client string) (string, []byte) {
+	setCookieCursor(h, channel, e.ID)
+	if client != "" {
+		h.Add("Set-Cookie", clientCookie+"="+client+"; Path=/; HttpOnly; SameSite=Lax")
 	}
-	c.Header("X-Content-Type-Options", "nosniff")
+	if callback == "" {
+		return "application/json; charset=utf-8", e.JSON
+	}
+	h.Set("X-Content-Type-Options", "nosniff")
 	body := make([]byte, 0, len(e.JSON)+len(callback)+8)
 	body = append(body, "/**/"...)
 	body = append(body, callback...)
 	body = append(body, '(')
 	body = append(body, e.JSON...)
 	body = append(body, ");"...)
-	c.Data(http.StatusOK, "application/javascript; charset=utf-8", body)
+	return "application/javascript; charset=utf-8", body
 }

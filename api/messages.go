@@ -52,12 +52,28 @@ func (s *Server) messages(c *gin.Context) {
 	msgs := logAfter(ch, since, limit)
 	if len(msgs) == 0 && wait > 0 {
 		// Nothing after the cursor, so the cursor is the current id: wait,
-		// as a long-poll does, for the next change.
+		// as a long-poll does, for the next change; without a goroutine
+		// over HTTP/1.1 (deferred.go).
 		cur := ch.Current().ID
-		o := announce.NewObserver(announce.Poll, 1)
+		var d *deferredAnswer
+		var o *announce.Observer
+		if canHijack(c) {
+			d, o = s.newDeferredObserver()
+		} else {
+			o = announce.NewObserver(announce.Poll, 1)
+		}
 		ch, now, err := s.hub.Wait(ctx, ch.Name(), o, &cur)
 		if err != nil {
 			fail(c, err)
+			return
+		}
+		if now == nil && d != nil {
+			answer := func(http.Header) (string, []byte) {
+				return "application/json; charset=utf-8", jsonArray(logAfter(ch, since, limit))
+			}
+			if !d.deferAnswer(c, ch, wait, answer, func(bool) {}) {
+				ch.Unsubscribe(o)
+			}
 			return
 		}
 		if now == nil {

@@ -182,13 +182,6 @@ func cookieValue(r *http.Request, want string) (string, bool) {
 	return "", false
 }
 
-// setClientCookie gives a long-poll client without one its presence cookie.
-func setClientCookie(c *gin.Context) {
-	if v := c.GetString(clientCookie); v != "" {
-		c.Writer.Header().Add("Set-Cookie", clientCookie+"="+v+"; Path=/; HttpOnly; SameSite=Lax")
-	}
-}
-
 // presence serves GET /channels/{ch}/presence: observers per transport and
 // their names, over every node.
 func (s *Server) presence(c *gin.Context) {

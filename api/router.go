@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/announce/announce/announce"
@@ -68,7 +69,8 @@ type Server struct {
 	shutdownOnce sync.Once
 	shutdown     chan struct{} // closed when the server begins shutting down
 	streams      sync.WaitGroup
-	sessions     sessions // told of the shutdown (sessions.go)
+	sessions     sessions     // told of the shutdown (sessions.go)
+	handback     atomic.Value // *handbackListener, once Listener wrapped one
 
 	hosted hosted        // private channels, tokens, idempotency (private.go)
 	pres   presenceState // presence and the events webhooks get (presence.go)
@@ -137,6 +139,16 @@ func (s *Server) Shutdown() {
 		close(s.shutdown)
 		s.sessions.shutdown()
 	})
+}
+
+// stopping reports whether shutdown began.
+func (s *Server) stopping() bool {
+	select {
+	case <-s.shutdown:
+		return true
+	default:
+		return false
+	}
 }
 
 // refuseWhileStopping answers 503 to a new stream once shutdown began, so a

@@ -1,7 +1,6 @@
 package api
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -288,15 +287,7 @@ func hijackStream(c *gin.Context, status int) net.Conn {
 	h.Set("Connection", "close")
 	h.Del("Content-Length")
 	h.Del("Transfer-Encoding")
-	head := make([]byte, 0, 512)
-	head = fmt.Appendf(head, "HTTP/1.1 %d %s\r\n", status, http.StatusText(status))
-	head = append(head, "Date: "...)
-	head = time.Now().UTC().AppendFormat(head, http.TimeFormat)
-	head = append(head, "\r\n"...)
-	var b bytes.Buffer
-	_ = h.Write(&b)
-	head = append(head, b.Bytes()...)
-	head = append(head, "\r\n"...)
+	head := appendHead(make([]byte, 0, 512), status, h)
 	_ = conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
 	if _, err := conn.Write(head); err != nil {
 		conn.Close()

@@ -137,6 +137,7 @@ func Start(cfg Config) (*Node, error) {
 	if cfg.MaxConns > 0 {
 		ln = newLimitListener(ln, cfg.MaxConns)
 	}
+	ln = n.api.Listener(ln) // outside the limit: a long-poll handed back is not counted twice
 	n.ln = ln
 	n.http = &http.Server{
 		Handler:           n.api.Handler(),
