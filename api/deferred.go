@@ -48,9 +48,13 @@ const (
 // maxAhead bounds what a waiting client may send ahead of its answer.
 const maxAhead = 64 << 10
 
-// newDeferredObserver returns the notifying observer a deferred answer
-// waits on, and the answer it will kick.
-func (s *Server) newDeferredObserver() (*deferredAnswer, *announce.Observer) {
+// pollObserver returns the observer a poll waits on: for a connection
+// that can be taken over, a notifying one and the deferred answer it
+// kicks; otherwise an ordinary one and a nil answer.
+func (s *Server) pollObserver(c *gin.Context) (*deferredAnswer, *announce.Observer) {
+	if !canHijack(c) {
+		return nil, announce.NewObserver(announce.Poll, 1)
+	}
 	d := &deferredAnswer{s: s}
 	d.run = netpoll.NewHeldSerial(d.work)
 	d.o = announce.NewNotifyingObserver(announce.Poll, 1, func() { d.run.Kick(deferDue) })
@@ -58,7 +62,7 @@ func (s *Server) newDeferredObserver() (*deferredAnswer, *announce.Observer) {
 }
 
 // deferAnswer takes c's connection over until the answer is due: o (from
-// newDeferredObserver, registered on ch) fires, timeout passes or the
+// pollObserver, registered on ch) fires, timeout passes or the
 // server stops. answer renders the body then (setting headers on h);
 // done(timedOut) runs once, answered or not. It reports false, having
 // answered nothing, when the connection could not be taken: the caller

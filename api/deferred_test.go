@@ -43,6 +43,25 @@ func (h *rawHTTP) send(t *testing.T, requests ...string) {
 	}
 }
 
+// request sends GET path with headers and reads the answer's head; the
+// body is left to read from h.r.
+func (h *rawHTTP) request(t *testing.T, path string, headers ...string) *http.Response {
+	t.Helper()
+	req := "GET " + path + " HTTP/1.1\r\nHost: x\r\n"
+	for _, hd := range headers {
+		req += hd + "\r\n"
+	}
+	if _, err := io.WriteString(h.conn, req+"\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	_ = h.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	resp, err := http.ReadResponse(h.r, nil)
+	if err != nil {
+		t.Fatalf("GET %s: %v", path, err)
+	}
+	return resp
+}
+
 func (h *rawHTTP) answer(t *testing.T) (*http.Response, string) {
 	t.Helper()
 	_ = h.conn.SetReadDeadline(time.Now().Add(10 * time.Second))

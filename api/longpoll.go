@@ -71,13 +71,7 @@ func (s *Server) longPoll(c *gin.Context) {
 	}
 	p.timeout = s.capToToken(c, p.timeout) // a wait never outlives its token
 	ctx := c.Request.Context()
-	var d *deferredAnswer
-	var o *announce.Observer
-	if canHijack(c) {
-		d, o = s.newDeferredObserver()
-	} else {
-		o = announce.NewObserver(announce.Poll, 1)
-	}
+	d, o := s.pollObserver(c)
 	ch, now, err := s.hub.Wait(ctx, name, o, p.since)
 	if err != nil {
 		fail(c, err)

@@ -55,13 +55,7 @@ func (s *Server) messages(c *gin.Context) {
 		// as a long-poll does, for the next change; without a goroutine
 		// over HTTP/1.1 (deferred.go).
 		cur := ch.Current().ID
-		var d *deferredAnswer
-		var o *announce.Observer
-		if canHijack(c) {
-			d, o = s.newDeferredObserver()
-		} else {
-			o = announce.NewObserver(announce.Poll, 1)
-		}
+		d, o := s.pollObserver(c)
 		ch, now, err := s.hub.Wait(ctx, ch.Name(), o, &cur)
 		if err != nil {
 			fail(c, err)

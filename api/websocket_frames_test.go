@@ -1,15 +1,12 @@
 package api_test
 
 import (
-	"bufio"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"runtime"
-	"strings"
 	"testing"
 	"time"
 
@@ -19,30 +16,20 @@ import (
 
 // rawWS is a WebSocket spoken by hand over TCP, for frames a well-behaved
 // client library would never send.
-type rawWS struct {
-	conn net.Conn
-	r    *bufio.Reader
-}
+type rawWS struct{ *rawHTTP }
 
 func dialRawWS(t *testing.T, ts *testServer, path string) *rawWS {
 	t.Helper()
-	conn, err := net.Dial("tcp", strings.TrimPrefix(ts.URL, "http://"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
-	fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
-		"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n", path)
-	r := bufio.NewReader(conn)
-	resp, err := http.ReadResponse(r, nil)
-	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
-		t.Fatalf("handshake: %v %v", resp, err)
+	h := dialRaw(t, ts)
+	resp := h.request(t, path, "Upgrade: websocket", "Connection: Upgrade",
+		"Sec-WebSocket-Version: 13", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==")
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("handshake: %v", resp.Status)
 	}
 	if got := resp.Header.Get("Sec-WebSocket-Accept"); got != "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" {
 		t.Fatalf("Sec-WebSocket-Accept %q", got)
 	}
-	return &rawWS{conn: conn, r: r}
+	return &rawWS{h}
 }
 
 // frame builds a client frame; masked as clients must unless told otherwise.
@@ -232,26 +219,15 @@ func TestIdleWebSocketsAndSSEHoldNoGoroutine(t *testing.T) {
 }
 
 // rawSSE is an event stream read by hand, with no goroutine of its own.
-type rawSSE struct {
-	conn net.Conn
-	r    *bufio.Reader
-}
+type rawSSE struct{ *rawHTTP }
 
 func dialRawSSE(t *testing.T, ts *testServer, path string) *rawSSE {
 	t.Helper()
-	conn, err := net.Dial("tcp", strings.TrimPrefix(ts.URL, "http://"))
-	if err != nil {
-		t.Fatal(err)
+	h := dialRaw(t, ts)
+	if resp := h.request(t, path, "Accept: text/event-stream"); resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %v", path, resp.Status)
 	}
-	t.Cleanup(func() { conn.Close() })
-	fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n", path)
-	r := bufio.NewReader(conn)
-	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-	resp, err := http.ReadResponse(r, nil)
-	if err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET %s: %v %v", path, resp, err)
-	}
-	return &rawSSE{conn: conn, r: r}
+	return &rawSSE{h}
 }
 
 // expectID reads lines until the event with id.
