@@ -12,6 +12,7 @@ set -u
 BIN=${BIN:-bin/announce}
 OUT=${OUT:-/tmp/announce-bench-scale}
 IDLE_N=${IDLE_N:-10000}
+IDLE_N2=${IDLE_N2:-19000} # one process's file limit here; announce only
 FANOUT_N=${FANOUT_N:-10000}
 FANOUT_MSGS=${FANOUT_MSGS:-200}
 THRU_N=${THRU_N:-1000}
@@ -88,6 +89,7 @@ both() {
 
 # 1. Idle observers per transport.
 for t in ws sse poll; do both "idle-$t" idle --transport "$t" -n "$IDLE_N" --hold 5s; done
+for t in ws sse poll; do SERVE_ARGS=(); run "idle19-$t" announce idle --transport "$t" -n "$IDLE_N2" --hold 5s; done
 # 2. Fan-out: 200 messages at 20/s to 10K observers of each transport.
 for t in ws sse poll; do
 	both "fanout-$t" fanout --transport "$t" -n "$FANOUT_N" --messages "$FANOUT_MSGS" --rate 20 --publishers "$PUBLISHERS" --drain 30s
@@ -107,6 +109,13 @@ stop_announce
 rm -rf "$datadir"
 tail -1 "$OUT/publish.announce.json" | cut -c1-200 >&2
 if have_nchan; then run publish nchan fanout --transport ws -n 1 --messages "$PUB_MSGS" --rate 1000000 --publishers 32; fi
+# The same with hand-written keep-alive clients (as wrk is), whose CPU does
+# not crowd out the server's: BenchmarkPublishHTTP on a node with a bolt store.
+if command -v go >/dev/null; then
+	echo "== publish on announce (bolt), hand-written clients: go test -bench PublishHTTP" >&2
+	go test -run '^$' -bench 'PublishHTTP/store=bolt/publishers=(64|256)/channels=1$' -benchtime 40000x ./internal/serve >"$OUT/publish-raw.txt" 2>&1
+	grep Benchmark "$OUT/publish-raw.txt" >&2
+fi
 
 # The table.
 get() { # get NAME TARGET JQ-EXPR
@@ -134,6 +143,13 @@ f='"missed " + (.missed|tostring) + ", p99 " + (.latency_ms.p99*10|round/10|tost
 row "long-poll $POLL_N cursor, 500@50/s" "0 missed, p99 <= 100 ms" "$(get longpoll announce "$f")" "$(get longpoll nchan "$f")"
 f='(.publishes_per_second|round|tostring) + "/s, errors " + (.publish_errors|tostring)'
 row "publishes/s (announce: bolt)" ">= 20000/s" "$(get publish announce "$f")" "$(get publish nchan "$f")"
+for p in 64 256; do
+	raw=$(grep -o "publishers=$p/.*" "$OUT/publish-raw.txt" 2>/dev/null | grep -o '[0-9.]* publishes/s' | head -1)
+	row "  bolt, $p keep-alive clients" ">= 20000/s" "${raw:--}" ""
+done
+for t in ws sse poll; do
+	row "idle $t at $IDLE_N2: RSS/observer" "<= $([ $t = poll ] && echo 8 || echo 5) KiB" "$(get idle19-$t announce "$kib")" ""
+done
 echo
 echo "JSON lines of every run: $OUT/*.json"
 
