@@ -56,7 +56,7 @@ func (s *Server) pollObserver(c *gin.Context) (*deferredAnswer, *announce.Observ
 		return nil, announce.NewObserver(announce.Poll, 1)
 	}
 	d := &deferredAnswer{s: s}
-	d.run = netpoll.NewHeldSerial(d.work)
+	d.run = netpoll.NewHeldSerial(s.pool, d.work)
 	d.o = announce.NewNotifyingObserver(announce.Poll, 1, func() { d.run.Kick(deferDue) })
 	return d, d.o
 }
@@ -70,8 +70,12 @@ func (s *Server) pollObserver(c *gin.Context) (*deferredAnswer, *announce.Observ
 func (d *deferredAnswer) deferAnswer(c *gin.Context, ch *announce.Channel, timeout time.Duration,
 	answer func(h http.Header) (string, []byte), done func(timedOut bool)) bool {
 	s := d.s
+	// Counted before the hijack: from then on net/http's Shutdown no longer
+	// waits for this connection, and Wait must.
+	s.streams.Add(1)
 	conn, brw, err := http.NewResponseController(c.Writer).Hijack()
 	if err != nil {
+		s.streams.Done()
 		return false
 	}
 	_ = conn.SetDeadline(time.Time{}) // net/http's request deadlines end with the request
@@ -83,7 +87,6 @@ func (d *deferredAnswer) deferAnswer(c *gin.Context, ch *announce.Channel, timeo
 		d.ahead, _ = brw.Reader.Peek(n)
 		d.ahead = bytes.Clone(d.ahead)
 	}
-	s.streams.Add(1)
 	reasons := deferStart
 	if p, err := netpoll.Default(); err != nil {
 		reasons |= deferDue
@@ -167,9 +170,7 @@ func (d *deferredAnswer) write() error {
 		h.Set("Connection", "close")
 	}
 	head := appendHead(make([]byte, 0, 512+len(body)), http.StatusOK, h)
-	_ = d.conn.SetWriteDeadline(time.Now().Add(d.s.cfg.WriteTimeout))
-	_, err := d.conn.Write(append(head, body...))
-	return err
+	return writeOut(d.conn, d.run, net.Buffers{append(head, body...)}, d.s.cfg.WriteTimeout)
 }
 
 // appendHead appends an HTTP/1.1 status line, Date and h, and the blank line.

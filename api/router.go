@@ -13,6 +13,7 @@ import (
 
 	"github.com/announce/announce/announce"
 	"github.com/announce/announce/announce/presence"
+	"github.com/announce/announce/internal/netpoll"
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -69,8 +70,9 @@ type Server struct {
 	shutdownOnce sync.Once
 	shutdown     chan struct{} // closed when the server begins shutting down
 	streams      sync.WaitGroup
-	sessions     sessions     // told of the shutdown (sessions.go)
-	handback     atomic.Value // *handbackListener, once Listener wrapped one
+	sessions     sessions      // told of the shutdown (sessions.go)
+	pool         *netpoll.Pool // runs the sessions' and deferred answers' work
+	handback     atomic.Value  // *handbackListener, once Listener wrapped one
 
 	hosted hosted        // private channels, tokens, idempotency (private.go)
 	pres   presenceState // presence and the events webhooks get (presence.go)
@@ -112,6 +114,7 @@ func New(cfg Config) (*Server, error) {
 		cors:     newCORSPolicy(cfg.CORSOrigins),
 		wsOK:     newOriginPolicy(cfg.AllowedOrigins),
 		shutdown: make(chan struct{}),
+		pool:     netpoll.NewPool(0),
 	}
 	m, err := newMetrics(cfg.Registry, cfg.Hub)
 	if err != nil {

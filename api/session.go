@@ -40,10 +40,9 @@ type streamSession struct {
 	expiry    *time.Timer
 	sessionID uint64
 
-	deadline writeDeadline
-	bufs     net.Buffers
-	batch    []*announce.Envelope
-	ended    bool
+	bufs  net.Buffers
+	batch []*announce.Envelope
+	ended bool
 }
 
 // streamProtocol is what differs between WebSocket and SSE.
@@ -67,7 +66,7 @@ type streamProtocol interface {
 // made here so that it can be subscribed before the connection is taken.
 func (s *Server) newStreamSession(t announce.Transport, proto streamProtocol, keepalive time.Duration) *streamSession {
 	st := &streamSession{s: s, proto: proto, keepalive: keepalive}
-	st.run = netpoll.NewHeldSerial(st.work)
+	st.run = netpoll.NewHeldSerial(s.pool, st.work)
 	st.o = announce.NewNotifyingObserver(t, s.hub.QueueLimit(), func() { st.run.Kick(wakeQueued) })
 	return st
 }
@@ -132,6 +131,7 @@ func (st *streamSession) step(r uint32) error {
 		}
 	}
 	if r&wakeReadable != 0 {
+		st.run.Detach() // a frame that has begun arriving may take a while
 		if err := st.proto.readable(st); err != nil {
 			return err
 		}
@@ -212,18 +212,44 @@ func (st *streamSession) write() error {
 	if len(st.bufs) == 0 {
 		return nil
 	}
-	st.deadline.extend(st.conn, st.s.cfg.WriteTimeout)
-	var err error
-	if len(st.bufs) == 1 {
-		_, err = st.conn.Write(st.bufs[0]) // write(2) costs less than writev(2) of one
-	} else {
-		out := st.bufs // WriteTo consumes its receiver
-		_, err = out.WriteTo(st.conn)
-	}
+	err := writeOut(st.conn, st.run, st.bufs, st.s.cfg.WriteTimeout)
 	clear(st.bufs[:cap(st.bufs)])
 	st.bufs = st.bufs[:0]
 	if cap(st.bufs) > 64 {
 		st.bufs = nil
+	}
+	return err
+}
+
+// poolWrite is how long a write may wait for a full socket on a pool
+// worker before it detaches and waits on its own goroutine.
+const poolWrite = 20 * time.Millisecond
+
+// writeOut writes bufs with one system call (write(2) for a lone buffer,
+// which costs less than writev(2) of one), within timeout in all. When the
+// socket is full it gives run's pool worker back before waiting on.
+func writeOut(conn net.Conn, run *netpoll.Serial, bufs net.Buffers, timeout time.Duration) error {
+	start := time.Now()
+	_ = conn.SetWriteDeadline(start.Add(min(poolWrite, timeout)))
+	var err error
+	lone := len(bufs) == 1
+	if lone {
+		var n int
+		n, err = conn.Write(bufs[0])
+		bufs[0] = bufs[0][n:]
+	} else {
+		_, err = bufs.WriteTo(conn) // consumes what it wrote
+	}
+	var ne net.Error
+	if err == nil || !errors.As(err, &ne) || !ne.Timeout() || timeout <= poolWrite {
+		return err
+	}
+	run.Detach()
+	_ = conn.SetWriteDeadline(start.Add(timeout))
+	if lone {
+		_, err = conn.Write(bufs[0])
+	} else {
+		_, err = bufs.WriteTo(conn)
 	}
 	return err
 }

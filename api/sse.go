@@ -247,20 +247,6 @@ func (h *httpStream) write(frames ...[]byte) error {
 	return h.rc.Flush()
 }
 
-// writeDeadline renews a connection's write deadline lazily: a burst of
-// writes within a second shares one deadline (each renewal re-arms a
-// runtime timer), so every write still has between timeout-1s and timeout.
-type writeDeadline struct{ at time.Time }
-
-func (d *writeDeadline) extend(conn net.Conn, timeout time.Duration) {
-	want := time.Now().Add(timeout)
-	if want.Sub(d.at) < time.Second && timeout > 2*time.Second {
-		return
-	}
-	d.at = want
-	_ = conn.SetWriteDeadline(want)
-}
-
 // canHijack reports whether the request's connection can be taken over
 // for a stream: HTTP/1.1 through a writer that can hijack.
 func canHijack(c *gin.Context) bool {

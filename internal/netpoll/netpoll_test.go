@@ -12,7 +12,7 @@ import (
 func TestSerialRunsEveryKickOnceAtATime(t *testing.T) {
 	var running, maxRunning atomic.Int32
 	var seen [4]atomic.Uint64 // runs that saw each bit
-	s := NewSerial(func(r uint32) {
+	s := NewSerial(nil, func(r uint32) {
 		if n := running.Add(1); n > maxRunning.Load() {
 			maxRunning.Store(n)
 		}
@@ -208,7 +208,7 @@ func waitReady(t *testing.T, ready <-chan struct{}) {
 
 func TestHeldSerialWaitsForRelease(t *testing.T) {
 	got := make(chan uint32, 4)
-	s := NewHeldSerial(func(r uint32) { got <- r })
+	s := NewHeldSerial(nil, func(r uint32) { got <- r })
 	s.Kick(1)
 	s.Kick(2)
 	select {
@@ -224,5 +224,59 @@ func TestHeldSerialWaitsForRelease(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("nothing ran after Release")
+	}
+}
+
+func TestPoolBoundsWorkersRunsEverySerialAndLetsBlockersDetach(t *testing.T) {
+	p := NewPool(2)
+	var running, maxRunning atomic.Int32
+	const n = 50
+	var wg sync.WaitGroup
+	wg.Add(n)
+	block := make(chan struct{})
+	serials := make([]*Serial, n)
+	for i := range serials {
+		serials[i] = NewSerial(p, func(uint32) {
+			defer wg.Done()
+			if i == 0 {
+				// The first blocks for long: it detaches, and the others
+				// still run on the two workers.
+				serials[0].Detach()
+				<-block
+				return
+			}
+			if r := running.Add(1); r > maxRunning.Load() {
+				maxRunning.Store(r)
+			}
+			time.Sleep(time.Millisecond)
+			running.Add(-1)
+		})
+	}
+	for _, s := range serials {
+		s.Kick(1)
+	}
+	done := make(chan struct{})
+	go func() {
+		wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		t.Fatal("the blocked serial finished before it was unblocked")
+	case <-time.After(200 * time.Millisecond):
+	}
+	close(block)
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("not every serial ran")
+	}
+	if m := maxRunning.Load(); m > 2 {
+		t.Fatalf("%d serials ran at once on a pool of 2", m)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.running != 0 {
+		t.Fatalf("pool counts %d running workers after all finished", p.running)
 	}
 }
