@@ -293,8 +293,17 @@ func sourceDialers(host string, loopback bool, count int) []net.Dialer {
 
 // dial opens observer i's connection to its server from its source address (TLS for https).
 func (b *benchRun) dial(ctx context.Context, i int) (net.Conn, error) {
+	return b.dialServer(ctx, b.serverFor(i), i)
+}
+
+// dialPublisher opens publisher i's connection to the first server from its source address.
+func (b *benchRun) dialPublisher(ctx context.Context, i int) (net.Conn, error) {
+	return b.dialServer(ctx, &b.servers[0], i)
+}
+
+// dialServer connects to srv from source address i mod the sources (TLS for https).
+func (b *benchRun) dialServer(ctx context.Context, srv *benchServer, i int) (net.Conn, error) {
 	d := &b.dialers[i%len(b.dialers)]
-	srv := b.serverFor(i)
 	c, err := d.DialContext(ctx, "tcp", srv.hostport)
 	if err != nil || srv.tls == nil {
 		return c, err

@@ -53,8 +53,22 @@ func (b *benchRun) fanout(ctx context.Context) (benchReport, error) {
 	interval := time.Duration(float64(time.Second) / cfg.rate)
 	stopProgress := b.progress("publishing", func() (int64, int64) { return sent.Load(), int64(cfg.messages) }, false)
 	// Each message's publish starts at its time; up to --publishers wait for
-	// their acknowledgement at once (one: each waits for the one before).
-	slots := make(chan struct{}, cfg.publishers)
+	// their acknowledgement at once (one: each waits for the one before),
+	// each on a keep-alive connection of its own (bench_publisher.go).
+	pubs, err := b.newPublishers()
+	if err != nil {
+		return nil, err
+	}
+	idle := make(chan *benchPublisher, len(pubs))
+	for _, p := range pubs {
+		idle <- p
+	}
+	defer func() {
+		for _, p := range pubs {
+			p.close()
+		}
+	}()
+	head := b.publishHead()
 	var inflight sync.WaitGroup
 	cpuBefore, _ := b.serverMetrics(ctx)
 	start := time.Now()
@@ -64,8 +78,9 @@ func (b *benchRun) fanout(ctx context.Context) (benchReport, error) {
 				break
 			}
 		}
+		var p *benchPublisher
 		select {
-		case slots <- struct{}{}:
+		case p = <-idle:
 		case <-ctx.Done():
 		}
 		if ctx.Err() != nil {
@@ -74,9 +89,9 @@ func (b *benchRun) fanout(ctx context.Context) (benchReport, error) {
 		inflight.Add(1)
 		go func() {
 			defer inflight.Done()
-			defer func() { <-slots }()
+			defer func() { idle <- p }()
 			content := fmt.Sprintf(`{"t":%d,"seq":%d%s}`, time.Now().UnixNano(), i, pad)
-			id, err := b.publish(ctx, content, i)
+			id, err := p.publish(ctx, head, content, i)
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
@@ -233,15 +248,4 @@ func (b *benchRun) currentID(ctx context.Context) (uint64, error) {
 		return 0, fmt.Errorf("reading channel %s: %w", b.cfg.channel, err)
 	}
 	return info.Current.ID, nil
-}
-
-// publish publishes message seq and returns the id it counts as.
-func (b *benchRun) publish(ctx context.Context, content string, seq int) (uint64, error) {
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	if b.cfg.target == targetNchan {
-		return uint64(seq) + 1, b.nchanPublish(ctx, content)
-	}
-	m, err := b.client.Publish(ctx, b.cfg.channel, content)
-	return m.ID, err
 }

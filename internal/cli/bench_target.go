@@ -2,10 +2,7 @@ package cli
 
 import (
 	"bytes"
-	"context"
 	"fmt"
-	"io"
-	"net/http"
 	"net/url"
 	"os"
 	"strconv"
@@ -31,37 +28,6 @@ const (
 func (o *observer) nchanPath(kind string) string {
 	return o.srv.base.Path + "/" + kind + "/" + url.PathEscape(o.b.cfg.channel)
 }
-
-// nchanPublish publishes content on nchan; it answers 201 or 202 with the
-// channel's status.
-func (b *benchRun) nchanPublish(ctx context.Context, content string) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, b.base.String()+"/pub/"+url.PathEscape(b.cfg.channel), strings.NewReader(content))
-	if err != nil {
-		return err
-	}
-	req.Header.Set("Content-Type", "text/plain")
-	req.Header.Set("Accept", "text/plain")
-	resp, err := b.httpClient().Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	_, _ = io.Copy(io.Discard, resp.Body)
-	if resp.StatusCode != http.StatusCreated && resp.StatusCode != http.StatusAccepted {
-		return fmt.Errorf("nchan publish answered %s", resp.Status)
-	}
-	return nil
-}
-
-// benchHTTP is the bench's own HTTP client for publishes and readiness
-// (a pool wide enough for concurrent publishers).
-var benchHTTP = func() *http.Client {
-	t := http.DefaultTransport.(*http.Transport).Clone()
-	t.MaxIdleConnsPerHost = 256
-	return &http.Client{Transport: t}
-}()
-
-func (b *benchRun) httpClient() *http.Client { return benchHTTP }
 
 // seqOf reads the sequence number the bench put in a raw content.
 func seqOf(data []byte) (uint64, bool) {
