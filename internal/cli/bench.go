@@ -151,7 +151,7 @@ func (c *benchConfig) register(fs *flag.FlagSet, scenario string) {
 	if scenario == "fanout" {
 		fs.StringVar(&c.key, "publish-key", "", "the server's publish key (ANNOUNCE_PUBLISH_KEY)")
 		fs.IntVar(&c.messages, "messages", 100, "messages to publish")
-		fs.IntVar(&c.publishers, "publishers", 1, "concurrent publishers: a message's publish starts at its time even when earlier ones wait for their acknowledgement, up to this many at once")
+		fs.IntVar(&c.publishers, "publishers", 1, "concurrent publishers, each on a keep-alive connection of its own (requests written by hand, as wrk's): a message's publish starts at its time even when earlier ones wait for their acknowledgement, up to this many at once")
 		fs.Float64Var(&c.rate, "rate", 20, "messages published per second")
 		fs.IntVar(&c.size, "size", 0, "bytes of padding added to each message")
 		fs.DurationVar(&c.drain, "drain", 15*time.Second, "how long to wait for deliveries after the last publish")
