@@ -170,7 +170,7 @@ func (d *deferredAnswer) write() error {
 		h.Set("Connection", "close")
 	}
 	head := appendHead(make([]byte, 0, 512+len(body)), http.StatusOK, h)
-	return writeOut(d.conn, d.run, net.Buffers{append(head, body...)}, d.s.cfg.WriteTimeout)
+	return writeOut(d.conn, d.run, net.Buffers{append(head, body...)}, d.s.cfg.WriteTimeout, &writeClock{})
 }
 
 // appendHead appends an HTTP/1.1 status line, Date and h, and the blank line.

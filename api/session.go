@@ -40,6 +40,7 @@ type streamSession struct {
 	expiry    *time.Timer
 	sessionID uint64
 
+	clock writeClock
 	bufs  net.Buffers
 	batch []*announce.Envelope
 	ended bool
@@ -212,7 +213,7 @@ func (st *streamSession) write() error {
 	if len(st.bufs) == 0 {
 		return nil
 	}
-	err := writeOut(st.conn, st.run, st.bufs, st.s.cfg.WriteTimeout)
+	err := writeOut(st.conn, st.run, st.bufs, st.s.cfg.WriteTimeout, &st.clock)
 	clear(st.bufs[:cap(st.bufs)])
 	st.bufs = st.bufs[:0]
 	if cap(st.bufs) > 64 {
@@ -225,12 +226,22 @@ func (st *streamSession) write() error {
 // worker before it detaches and waits on its own goroutine.
 const poolWrite = 20 * time.Millisecond
 
+// writeClock re-arms a connection's short write deadline lazily: a write
+// finds between poolWrite/2 and poolWrite left, and a burst of writes
+// shares one re-arm of the runtime timer.
+type writeClock struct{ short time.Time }
+
 // writeOut writes bufs with one system call (write(2) for a lone buffer,
 // which costs less than writev(2) of one), within timeout in all. When the
 // socket is full it gives run's pool worker back before waiting on.
-func writeOut(conn net.Conn, run *netpoll.Serial, bufs net.Buffers, timeout time.Duration) error {
-	start := time.Now()
-	_ = conn.SetWriteDeadline(start.Add(min(poolWrite, timeout)))
+func writeOut(conn net.Conn, run *netpoll.Serial, bufs net.Buffers, timeout time.Duration, wc *writeClock) error {
+	now := time.Now()
+	if timeout > poolWrite && wc.short.Sub(now) < poolWrite/2 {
+		wc.short = now.Add(poolWrite)
+		_ = conn.SetWriteDeadline(wc.short)
+	} else if timeout <= poolWrite {
+		_ = conn.SetWriteDeadline(now.Add(timeout))
+	}
 	var err error
 	lone := len(bufs) == 1
 	if lone {
@@ -245,7 +256,8 @@ func writeOut(conn net.Conn, run *netpoll.Serial, bufs net.Buffers, timeout time
 		return err
 	}
 	run.Detach()
-	_ = conn.SetWriteDeadline(start.Add(timeout))
+	wc.short = time.Time{} // the next write re-arms the short deadline
+	_ = conn.SetWriteDeadline(now.Add(timeout))
 	if lone {
 		_, err = conn.Write(bufs[0])
 	} else {

@@ -20,10 +20,11 @@ type Pool struct {
 	running int
 }
 
-// NewPool returns a pool of at most workers goroutines (8 per CPU when <= 0).
+// NewPool returns a pool of at most workers goroutines (2 per CPU when <=
+// 0: more only add contention and take from the coalescing of writes).
 func NewPool(workers int) *Pool {
 	if workers <= 0 {
-		workers = 8 * runtime.GOMAXPROCS(0)
+		workers = 2 * runtime.GOMAXPROCS(0)
 	}
 	return &Pool{max: workers}
 }
