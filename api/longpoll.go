@@ -89,8 +89,13 @@ func (s *Server) longPoll(c *gin.Context) {
 			}
 			pres.detach()
 		}) {
+			// The connection could not be taken over, and a notifying
+			// observer cannot be waited on here: answer the current
+			// message now, as a timeout would, rather than an empty 200.
 			ch.Unsubscribe(o)
 			pres.detach()
+			ctype, body := pollAnswer(c.Writer.Header(), name, ch.Current(), p.callback, client)
+			c.Data(http.StatusOK, ctype, body)
 		}
 		return
 	}
