@@ -26,6 +26,7 @@ type deferredAnswer struct {
 	o       *announce.Observer
 	ch      *announce.Channel
 	conn    net.Conn
+	fd      int // conn's descriptor for netpoll.WriteNow, or -1
 	watch   *netpoll.Watch
 	timer   *time.Timer
 	header  http.Header // the answer's headers gathered before the hijack (CORS, cookies, ...)
@@ -55,7 +56,7 @@ func (s *Server) pollObserver(c *gin.Context) (*deferredAnswer, *announce.Observ
 	if !canHijack(c) {
 		return nil, announce.NewObserver(announce.Poll, 1)
 	}
-	d := &deferredAnswer{s: s}
+	d := &deferredAnswer{s: s, fd: -1}
 	d.run = netpoll.NewHeldSerial(s.pool, d.work)
 	d.o = announce.NewNotifyingObserver(announce.Poll, 1, func() { d.run.Kick(deferDue) })
 	return d, d.o
@@ -92,6 +93,8 @@ func (d *deferredAnswer) deferAnswer(c *gin.Context, ch *announce.Channel, timeo
 		reasons |= deferDue
 	} else if d.watch, err = p.Watch(conn, func() { d.run.Kick(deferReadable) }); err != nil {
 		reasons |= deferDue
+	} else {
+		d.fd = d.watch.FD()
 	}
 	if id, ok := s.sessions.add(func() { d.run.Kick(deferDue) }); ok {
 		d.session = id
@@ -170,7 +173,7 @@ func (d *deferredAnswer) write() error {
 		h.Set("Connection", "close")
 	}
 	head := appendHead(make([]byte, 0, 512+len(body)), http.StatusOK, h)
-	return writeOut(d.conn, d.run, net.Buffers{append(head, body...)}, d.s.cfg.WriteTimeout, &writeClock{})
+	return writeOut(d.conn, d.fd, d.run, net.Buffers{append(head, body...)}, d.s.cfg.WriteTimeout, &writeClock{})
 }
 
 // appendHead appends an HTTP/1.1 status line, Date and h, and the blank line.

@@ -29,6 +29,7 @@ type streamSession struct {
 	s     *Server
 	proto streamProtocol
 	conn  net.Conn
+	fd    int // conn's descriptor for netpoll.WriteNow, or -1
 	run   *netpoll.Serial
 	watch *netpoll.Watch
 	o     *announce.Observer
@@ -66,7 +67,7 @@ type streamProtocol interface {
 // newStreamSession prepares a session; its observer (which kicks it) is
 // made here so that it can be subscribed before the connection is taken.
 func (s *Server) newStreamSession(t announce.Transport, proto streamProtocol, keepalive time.Duration) *streamSession {
-	st := &streamSession{s: s, proto: proto, keepalive: keepalive}
+	st := &streamSession{s: s, proto: proto, keepalive: keepalive, fd: -1}
 	st.run = netpoll.NewHeldSerial(s.pool, st.work)
 	st.o = announce.NewNotifyingObserver(t, s.hub.QueueLimit(), func() { st.run.Kick(wakeQueued) })
 	return st
@@ -85,6 +86,8 @@ func (st *streamSession) begin(conn net.Conn, ch *announce.Channel, pres *observ
 		reasons |= wakeShutdown
 	} else if st.watch, err = p.Watch(conn, st.kicker(wakeReadable)); err != nil {
 		reasons |= wakeShutdown
+	} else {
+		st.fd = st.watch.FD()
 	}
 	if id, ok := st.s.sessions.add(st.kicker(wakeShutdown)); ok {
 		st.sessionID = id
@@ -213,7 +216,7 @@ func (st *streamSession) write() error {
 	if len(st.bufs) == 0 {
 		return nil
 	}
-	err := writeOut(st.conn, st.run, st.bufs, st.s.cfg.WriteTimeout, &st.clock)
+	err := writeOut(st.conn, st.fd, st.run, st.bufs, st.s.cfg.WriteTimeout, &st.clock)
 	clear(st.bufs[:cap(st.bufs)])
 	st.bufs = st.bufs[:0]
 	if cap(st.bufs) > 64 {
@@ -231,10 +234,22 @@ const poolWrite = 20 * time.Millisecond
 // shares one re-arm of the runtime timer.
 type writeClock struct{ short time.Time }
 
-// writeOut writes bufs with one system call (write(2) for a lone buffer,
-// which costs less than writev(2) of one), within timeout in all. When the
-// socket is full it gives run's pool worker back before waiting on.
-func writeOut(conn net.Conn, run *netpoll.Serial, bufs net.Buffers, timeout time.Duration, wc *writeClock) error {
+// writeOut writes bufs: first straight to the socket fd (when >= 0; the
+// caller owns conn, so nothing closes it meanwhile), then, for what a full
+// socket did not take, through conn with one system call (write(2) for a
+// lone buffer, which costs less than writev(2) of one), within timeout in
+// all. When the socket stays full it gives run's pool worker back before
+// waiting on.
+func writeOut(conn net.Conn, fd int, run *netpoll.Serial, bufs net.Buffers, timeout time.Duration, wc *writeClock) error {
+	if fd >= 0 {
+		n, err := netpoll.WriteNow(fd, bufs)
+		if err != nil {
+			return err
+		}
+		if bufs = consumed(bufs, n); len(bufs) == 0 {
+			return nil
+		}
+	}
 	now := time.Now()
 	if timeout > poolWrite && wc.short.Sub(now) < poolWrite/2 {
 		wc.short = now.Add(poolWrite)
@@ -264,6 +279,18 @@ func writeOut(conn net.Conn, run *netpoll.Serial, bufs net.Buffers, timeout time
 		_, err = bufs.WriteTo(conn)
 	}
 	return err
+}
+
+// consumed returns bufs without their first n bytes.
+func consumed(bufs net.Buffers, n int) net.Buffers {
+	for len(bufs) > 0 && n >= len(bufs[0]) {
+		n -= len(bufs[0])
+		bufs = bufs[1:]
+	}
+	if len(bufs) > 0 {
+		bufs[0] = bufs[0][n:]
+	}
+	return bufs
 }
 
 // finish says the protocol's last words (unless the connection is gone)

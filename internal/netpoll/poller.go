@@ -28,6 +28,10 @@ type Watch struct {
 // Conn is the connection to read from after a callback.
 func (w *Watch) Conn() net.Conn { return w.conn }
 
+// FD is the connection's descriptor for WriteNow, or -1 when it has none
+// of its own (a TLS connection, or a system without epoll).
+func (w *Watch) FD() int { return w.fd }
+
 // Rearm asks for the next callback: after each one, the connection is not
 // watched until its handler has read what it wanted and calls Rearm. A
 // connection with unread bytes calls back again at once.

@@ -1,0 +1,79 @@
+package netpoll
+
+import (
+	"bytes"
+	"io"
+	"testing"
+	"time"
+)
+
+// WriteNow writes what the socket takes, stops without an error when it
+// is full, and reports a peer that is gone.
+func TestWriteNowStopsAtAFullSocketAndReportsAGonePeer(t *testing.T) {
+	server, client := pair(t)
+	defer server.Close()
+	fd, err := fdOf(server)
+	if err != nil {
+		t.Fatal(err)
+	}
+	frame := bytes.Repeat([]byte("x"), 64<<10)
+	bufs := [][]byte{[]byte("head "), frame, []byte(" tail")}
+	n, err := WriteNow(fd, bufs)
+	if err != nil || n != len(frame)+10 {
+		t.Fatalf("first WriteNow = %d, %v; want %d, nil", n, err, len(frame)+10)
+	}
+	got := make([]byte, n)
+	if _, err := io.ReadFull(client, got); err != nil || !bytes.Equal(got, bytes.Join(bufs, nil)) {
+		t.Fatalf("the client read %d bytes (%v), not what was written", len(got), err)
+	}
+
+	// Nobody reads: the socket fills, and a write comes back short.
+	written, short := 0, false
+	for i := 0; i < 10000 && !short; i++ {
+		n, err := WriteNow(fd, [][]byte{frame, frame})
+		if err != nil {
+			t.Fatalf("WriteNow on a full socket: %v; want a short write and no error", err)
+		}
+		written += n
+		short = n < 2*len(frame)
+	}
+	if !short {
+		t.Fatalf("wrote %d bytes without the socket filling up", written)
+	}
+
+	client.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		_, err := WriteNow(fd, [][]byte{frame})
+		if err != nil {
+			return // EPIPE or ECONNRESET
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("WriteNow kept answering no error to a peer that closed")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// More buffers than one writev(2) takes are written in several calls.
+func TestWriteNowTakesMoreThanIOVMAXBuffers(t *testing.T) {
+	server, client := pair(t)
+	defer server.Close()
+	defer client.Close()
+	fd, err := fdOf(server)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bufs := make([][]byte, 3*maxIovecs+7)
+	for i := range bufs {
+		bufs[i] = []byte{byte('a' + i%26)}
+	}
+	n, err := WriteNow(fd, bufs)
+	if err != nil || n != len(bufs) {
+		t.Fatalf("WriteNow = %d, %v; want %d, nil", n, err, len(bufs))
+	}
+	got := make([]byte, n)
+	if _, err := io.ReadFull(client, got); err != nil || !bytes.Equal(got, bytes.Join(bufs, nil)) {
+		t.Fatalf("read %q (%v), not the buffers in order", got, err)
+	}
+}

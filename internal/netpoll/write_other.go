@@ -1,0 +1,7 @@
+//go:build !linux
+
+package netpoll
+
+// WriteNow writes nothing where connections have no descriptor of their
+// own (Watch.FD is -1 there): the caller writes through the net.Conn.
+func WriteNow(fd int, bufs [][]byte) (int, error) { return 0, nil }
