@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
@@ -159,6 +160,10 @@ func TestWebSocketProtocolErrorsClose1002(t *testing.T) {
 		"reserved opcode":       frame(true, 0x3, nil, true),
 		"fragmented control":    frame(false, 0x9, nil, true),
 		"text inside a message": append(frame(false, 0x1, []byte(`{`), true), frame(true, 0x1, []byte(`}`), true)...),
+		"close with one byte":   frame(true, 0x8, []byte{0x03}, true),
+		"close code 1005":       frame(true, 0x8, []byte{0x03, 0xed}, true),
+		"close code 999":        frame(true, 0x8, []byte{0x03, 0xe7}, true),
+		"close reason not utf8": frame(true, 0x8, []byte{0x03, 0xe8, 0xff, 0xfe}, true),
 	} {
 		t.Run(name, func(t *testing.T) {
 			w := dialRawWS(t, ts, "/channels/proto/ws")
@@ -173,6 +178,52 @@ func TestWebSocketProtocolErrorsClose1002(t *testing.T) {
 				}
 			}
 		})
+	}
+	waitObservers(t, ts.Hub, announce.WebSocket, 0)
+}
+
+// A text message that is not UTF-8, whole or gathered from fragments
+// split inside a character, fails the connection with 1007 (RFC 6455 8.1)
+// and publishes nothing; a valid close is echoed with its code.
+func TestWebSocketInvalidUTF8Closes1007ValidCloseEchoed(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t)
+	publish := []byte("{\"type\":\"publish\",\"content\":\"caf\xc3\xa9\"}")
+	mid := bytes.IndexByte(publish, 0xc3) + 1 // inside "é"
+	for name, frames := range map[string][][]byte{
+		"whole":     {frame(true, 0x1, []byte("{\"type\":\"publish\",\"content\":\"\xff\"}"), true)},
+		"truncated": {frame(false, 0x1, publish[:mid], true), frame(true, 0x0, []byte(`"}`), true)},
+	} {
+		t.Run(name, func(t *testing.T) {
+			w := dialRawWS(t, ts, "/channels/utf8/ws")
+			w.send(t, frames...)
+			for {
+				op, p := w.read(t)
+				if op == 0x8 {
+					if len(p) < 2 || binary.BigEndian.Uint16(p) != 1007 {
+						t.Fatalf("close %v, want code 1007", p)
+					}
+					return
+				}
+			}
+		})
+	}
+	// Split inside "é" across two fragments: valid once gathered.
+	w := dialRawWS(t, ts, "/channels/utf8/ws")
+	w.send(t, frame(false, 0x1, publish[:mid], true), frame(true, 0x0, publish[mid:], true))
+	w.expectEvent(t, "ack")
+	w.send(t, frame(true, 0x8, []byte{0x0f, 0xa0, 'b', 'y', 'e'}, true)) // 4000, an application's code
+	for {
+		op, p := w.read(t)
+		if op == 0x8 {
+			if len(p) < 2 || binary.BigEndian.Uint16(p) != 4000 {
+				t.Fatalf("close %v, want the peer's 4000 echoed", p)
+			}
+			break
+		}
+	}
+	if c := ts.Hub.Stats().Published(); c != 1 {
+		t.Fatalf("published %d messages; want only the valid one", c)
 	}
 	waitObservers(t, ts.Hub, announce.WebSocket, 0)
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"time"
+	"unicode/utf8"
 
 	"github.com/announce/announce/announce"
 	gobwas "github.com/gobwas/ws"
@@ -110,10 +111,18 @@ func (w *wsSession) readable(st *streamSession) error {
 	case gobwas.OpPong:
 		return nil
 	case gobwas.OpClose:
-		// Echo the peer's close (RFC 6455 5.5.1), then hang up.
-		code, _ := gobwas.ParseCloseFrameData(payload)
-		if code == 0 || code == gobwas.StatusNoStatusRcvd {
+		// Echo the peer's close (RFC 6455 5.5.1), then hang up; a close
+		// whose code or reason no endpoint may send is a protocol error.
+		code, reason := gobwas.ParseCloseFrameData(payload)
+		switch {
+		case len(payload) == 1:
+			return wsClose{gobwas.StatusProtocolError, "close frame with a one-byte body"}
+		case len(payload) == 0:
 			code = gobwas.StatusNormalClosure
+		default:
+			if err := gobwas.CheckCloseFrameData(code, reason); err != nil {
+				return wsClose{gobwas.StatusProtocolError, err.Error()}
+			}
 		}
 		_ = st.send(closeFrame(code, ""))
 		return errGone
@@ -133,6 +142,9 @@ func (w *wsSession) readable(st *streamSession) error {
 	}
 	reply := errorFrame("send text frames of JSON")
 	if w.opcode == gobwas.OpText {
+		if !utf8.Valid(payload) { // RFC 6455 8.1: fail the connection
+			return wsClose{gobwas.StatusInvalidFramePayloadData, "invalid UTF-8 in a text message"}
+		}
 		reply = w.s.handleFrame(w.channel, payload, w.access)
 	}
 	return st.send(appendTextFrame(nil, reply))
