@@ -31,15 +31,16 @@ var ErrSSETooLarge = errors.New("event stream: line or event too large")
 // dispatched; an event cut off by the end of the stream is discarded. Fields
 // other than event, data, id and retry are ignored.
 type SSEReader struct {
-	r      *bufio.Reader
-	max    int
-	line   []byte
-	data   []byte
-	typ    string
-	lastID string
-	retry  time.Duration
-	skipLF bool // the previous line ended with CR: a LF right after it belongs to it
-	bom    bool // the leading byte order mark was dealt with
+	r       *bufio.Reader
+	max     int
+	line    []byte
+	data    []byte
+	typ     string
+	lastTyp string // the last event type read, reused while it repeats
+	lastID  string
+	retry   time.Duration
+	skipLF  bool // the previous line ended with CR: a LF right after it belongs to it
+	bom     bool // the leading byte order mark was dealt with
 }
 
 // DefaultSSELimit is the largest line or event an SSEReader accepts by default.
@@ -99,14 +100,17 @@ func (p *SSEReader) Next() (SSEEvent, error) {
 		}
 		switch string(field) {
 		case "event":
-			p.typ = string(value)
+			if string(value) != p.lastTyp { // the same type again costs no allocation
+				p.lastTyp = string(value)
+			}
+			p.typ = p.lastTyp
 		case "data":
 			if len(p.data)+len(value)+1 > p.max {
 				return SSEEvent{}, ErrSSETooLarge
 			}
 			p.data = append(append(p.data, value...), '\n')
 		case "id":
-			if bytes.IndexByte(value, 0) < 0 {
+			if bytes.IndexByte(value, 0) < 0 && string(value) != p.lastID {
 				p.lastID = string(value)
 			}
 		case "retry":

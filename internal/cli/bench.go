@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -75,6 +76,14 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "announce bench: unexpected arguments %q\n", fs.Args())
 		return 2
 	}
+	if cfg.cpuProfile != "" {
+		stop, err := startCPUProfile(cfg.cpuProfile)
+		if err != nil {
+			fmt.Fprintln(stderr, "announce bench:", err)
+			return 2
+		}
+		defer stop()
+	}
 	b, err := newBenchRun(ctx, cfg, stderr)
 	if err != nil {
 		fmt.Fprintln(stderr, "announce bench:", err)
@@ -120,6 +129,7 @@ type benchConfig struct {
 	idleTimeout time.Duration
 	target      string // announce or nchan
 	pid         int    // read the server's memory and CPU from /proc/PID (nchan: the worker)
+	cpuProfile  string // the load generator's own CPU profile
 	// several processes, one run (bench_servers.go)
 	awaitObservers int  // wait until the servers count this many observers in all
 	observeOnly    bool // fanout: count another process's messages, publish none
@@ -147,6 +157,7 @@ func (c *benchConfig) register(fs *flag.FlagSet, scenario string) {
 	fs.IntVar(&c.awaitObservers, "await-observers", 0, "after connecting, wait until the servers count this many observers of the transport in all (other bench processes' included) before publishing or holding")
 	fs.DurationVar(&c.idleTimeout, "idle-timeout", 75*time.Second, "a connection silent this long is taken for dead")
 	fs.StringVar(&c.target, "target", targetAnnounce, "the server's kind: announce, or nchan (nginx + nchan as in docs/nchan.conf: /sub/CH, /pub/CH)")
+	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write the load generator's own CPU profile (pprof) to this file: what the bench costs besides the server")
 	fs.IntVar(&c.pid, "pid", 0, "read the server's memory and CPU from /proc/PID instead of /metrics (needed for nchan: its worker's pid)")
 	if scenario == "fanout" {
 		fs.StringVar(&c.key, "publish-key", "", "the server's publish key (ANNOUNCE_PUBLISH_KEY)")
@@ -524,4 +535,17 @@ func percentile(sorted []int64, p float64) int64 {
 	}
 	i := int(math.Ceil(p/100*float64(len(sorted)))) - 1
 	return sorted[min(max(i, 0), len(sorted)-1)]
+}
+
+// startCPUProfile profiles this process into path until stop is called.
+func startCPUProfile(path string) (stop func(), err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }
