@@ -113,6 +113,21 @@ func (w *rawWS) expectEvent(t *testing.T, want string) map[string]any {
 	}
 }
 
+// expectClose skips frames until the server's close frame and checks its code.
+func (w *rawWS) expectClose(t *testing.T, code uint16) {
+	t.Helper()
+	for {
+		op, p := w.read(t)
+		if op != 0x8 {
+			continue
+		}
+		if len(p) < 2 || binary.BigEndian.Uint16(p) != code {
+			t.Fatalf("close %v, want code %d", p, code)
+		}
+		return
+	}
+}
+
 func TestWebSocketFragmentedAndPipelinedPublishFrames(t *testing.T) {
 	t.Parallel()
 	ts := newTestServer(t)
@@ -168,15 +183,7 @@ func TestWebSocketProtocolErrorsClose1002(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			w := dialRawWS(t, ts, "/channels/proto/ws")
 			w.send(t, f)
-			for {
-				op, p := w.read(t)
-				if op == 0x8 {
-					if len(p) < 2 || binary.BigEndian.Uint16(p) != 1002 {
-						t.Fatalf("close %v, want code 1002", p)
-					}
-					return
-				}
-			}
+			w.expectClose(t, 1002)
 		})
 	}
 	waitObservers(t, ts.Hub, announce.WebSocket, 0)
@@ -197,15 +204,7 @@ func TestWebSocketInvalidUTF8Closes1007ValidCloseEchoed(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			w := dialRawWS(t, ts, "/channels/utf8/ws")
 			w.send(t, frames...)
-			for {
-				op, p := w.read(t)
-				if op == 0x8 {
-					if len(p) < 2 || binary.BigEndian.Uint16(p) != 1007 {
-						t.Fatalf("close %v, want code 1007", p)
-					}
-					return
-				}
-			}
+			w.expectClose(t, 1007)
 		})
 	}
 	// Split inside "é" across two fragments: valid once gathered.
@@ -213,15 +212,7 @@ func TestWebSocketInvalidUTF8Closes1007ValidCloseEchoed(t *testing.T) {
 	w.send(t, frame(false, 0x1, publish[:mid], true), frame(true, 0x0, publish[mid:], true))
 	w.expectEvent(t, "ack")
 	w.send(t, frame(true, 0x8, []byte{0x0f, 0xa0, 'b', 'y', 'e'}, true)) // 4000, an application's code
-	for {
-		op, p := w.read(t)
-		if op == 0x8 {
-			if len(p) < 2 || binary.BigEndian.Uint16(p) != 4000 {
-				t.Fatalf("close %v, want the peer's 4000 echoed", p)
-			}
-			break
-		}
-	}
+	w.expectClose(t, 4000)                                               // echoed
 	if c := ts.Hub.Stats().Published(); c != 1 {
 		t.Fatalf("published %d messages; want only the valid one", c)
 	}
