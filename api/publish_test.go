@@ -463,6 +463,14 @@ func TestOperationalEndpoints(t *testing.T) {
 		if !json.Valid(body) {
 			t.Errorf("%s: %q is not JSON", path, body)
 		}
+		head, err := http.Head(ts.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		head.Body.Close()
+		if head.StatusCode != http.StatusOK {
+			t.Errorf("HEAD %s: %d, want 200", path, head.StatusCode)
+		}
 	}
 	ts.Publish(t, "x", "counted")
 	ts.get(t, "/channels/x/status?since=1&timeout=0") // one poll timeout

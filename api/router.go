@@ -179,8 +179,10 @@ func (s *Server) routes() *gin.Engine {
 	r.Use(gin.Recovery(), s.noStore, s.cors.middleware)
 
 	r.GET("/", s.page)
-	r.GET("/healthz", s.healthz)
-	r.GET("/readyz", s.readyz)
+	for _, probe := range []func(string, ...gin.HandlerFunc) gin.IRoutes{r.GET, r.HEAD} { // load balancers probe with either
+		probe("/healthz", s.healthz)
+		probe("/readyz", s.readyz)
+	}
 	r.GET("/metrics", s.metrics.handler(s.cfg.Registry))
 	r.StaticFS("/assets", assetsFS())
 	r.GET("/examples/:name", s.example)
