@@ -51,7 +51,7 @@ func TestSerialRunsEveryKickOnceAtATime(t *testing.T) {
 }
 
 // pair returns both ends of a loopback TCP connection.
-func pair(t *testing.T) (server, client net.Conn) {
+func pair(t testing.TB) (server, client net.Conn) {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
