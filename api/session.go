@@ -234,22 +234,23 @@ const poolWrite = 20 * time.Millisecond
 // shares one re-arm of the runtime timer.
 type writeClock struct{ short time.Time }
 
-// writeOut writes bufs: first straight to the socket fd (when >= 0; the
-// caller owns conn, so nothing closes it meanwhile), then, for what a full
-// socket did not take, through conn with one system call (write(2) for a
-// lone buffer, which costs less than writev(2) of one), within timeout in
-// all. When the socket stays full it gives run's pool worker back before
-// waiting on.
+// writeOut writes bufs, within timeout in all: first straight to the
+// socket fd (when >= 0; the caller owns conn, so nothing closes it
+// meanwhile), then what a full socket did not take through conn.
 func writeOut(conn net.Conn, fd int, run *netpoll.Serial, bufs net.Buffers, timeout time.Duration, wc *writeClock) error {
 	if fd >= 0 {
-		n, err := netpoll.WriteNow(fd, bufs)
-		if err != nil {
+		if err := netpoll.WriteNow(fd, &bufs); err != nil || len(bufs) == 0 {
 			return err
 		}
-		if bufs = consumed(bufs, n); len(bufs) == 0 {
-			return nil
-		}
 	}
+	return writeThrough(conn, run, bufs, timeout, wc)
+}
+
+// writeThrough writes bufs through conn with one system call (write(2) for
+// a lone buffer, which costs less than writev(2) of one). When the socket
+// stays full it gives run's pool worker back before waiting on. Apart from
+// writeOut, so that only this slower path moves bufs to the heap.
+func writeThrough(conn net.Conn, run *netpoll.Serial, bufs net.Buffers, timeout time.Duration, wc *writeClock) error {
 	now := time.Now()
 	if timeout > poolWrite && wc.short.Sub(now) < poolWrite/2 {
 		wc.short = now.Add(poolWrite)
@@ -279,18 +280,6 @@ func writeOut(conn net.Conn, fd int, run *netpoll.Serial, bufs net.Buffers, time
 		_, err = bufs.WriteTo(conn)
 	}
 	return err
-}
-
-// consumed returns bufs without their first n bytes.
-func consumed(bufs net.Buffers, n int) net.Buffers {
-	for len(bufs) > 0 && n >= len(bufs[0]) {
-		n -= len(bufs[0])
-		bufs = bufs[1:]
-	}
-	if len(bufs) > 0 {
-		bufs[0] = bufs[0][n:]
-	}
-	return bufs
 }
 
 // finish says the protocol's last words (unless the connection is gone)

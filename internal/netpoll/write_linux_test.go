@@ -3,9 +3,24 @@ package netpoll
 import (
 	"bytes"
 	"io"
+	"net"
 	"testing"
 	"time"
 )
+
+// writeNow calls WriteNow on a copy of bufs and returns how many bytes it
+// consumed, checking that what it left is the unwritten rest.
+func writeNow(t testing.TB, fd int, bufs [][]byte) (int, error) {
+	t.Helper()
+	all := bytes.Join(bufs, nil)
+	left := append(net.Buffers(nil), bufs...)
+	err := WriteNow(fd, &left)
+	rest := bytes.Join(left, nil)
+	if !bytes.HasSuffix(all, rest) {
+		t.Fatalf("WriteNow left %d bytes that are not the end of what it was given", len(rest))
+	}
+	return len(all) - len(rest), err
+}
 
 // WriteNow writes what the socket takes, stops without an error when it
 // is full, and reports a peer that is gone.
@@ -18,7 +33,7 @@ func TestWriteNowStopsAtAFullSocketAndReportsAGonePeer(t *testing.T) {
 	}
 	frame := bytes.Repeat([]byte("x"), 64<<10)
 	bufs := [][]byte{[]byte("head "), frame, []byte(" tail")}
-	n, err := WriteNow(fd, bufs)
+	n, err := writeNow(t, fd, bufs)
 	if err != nil || n != len(frame)+10 {
 		t.Fatalf("first WriteNow = %d, %v; want %d, nil", n, err, len(frame)+10)
 	}
@@ -30,7 +45,7 @@ func TestWriteNowStopsAtAFullSocketAndReportsAGonePeer(t *testing.T) {
 	// Nobody reads: the socket fills, and a write comes back short.
 	written, short := 0, false
 	for i := 0; i < 10000 && !short; i++ {
-		n, err := WriteNow(fd, [][]byte{frame, frame})
+		n, err := writeNow(t, fd, [][]byte{frame, frame})
 		if err != nil {
 			t.Fatalf("WriteNow on a full socket: %v; want a short write and no error", err)
 		}
@@ -44,7 +59,7 @@ func TestWriteNowStopsAtAFullSocketAndReportsAGonePeer(t *testing.T) {
 	client.Close()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		_, err := WriteNow(fd, [][]byte{frame})
+		_, err := writeNow(t, fd, [][]byte{frame})
 		if err != nil {
 			return // EPIPE or ECONNRESET
 		}
@@ -68,7 +83,7 @@ func TestWriteNowTakesMoreThanIOVMAXBuffers(t *testing.T) {
 	for i := range bufs {
 		bufs[i] = []byte{byte('a' + i%26)}
 	}
-	n, err := WriteNow(fd, bufs)
+	n, err := writeNow(t, fd, bufs)
 	if err != nil || n != len(bufs) {
 		t.Fatalf("WriteNow = %d, %v; want %d, nil", n, err, len(bufs))
 	}
@@ -98,8 +113,9 @@ func BenchmarkLoopbackWrite(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				if via == "WriteNow" {
-					if n, err := WriteNow(fd, [][]byte{frame}); err != nil || n < len(frame) {
-						b.Fatalf("WriteNow = %d, %v", n, err) // the reader keeps up: never full
+					bufs := net.Buffers{frame}
+					if err := WriteNow(fd, &bufs); err != nil || len(bufs) > 0 {
+						b.Fatalf("WriteNow: %v, %d buffers left", err, len(bufs)) // the reader keeps up: never full
 					}
 					continue
 				}
