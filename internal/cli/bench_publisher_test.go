@@ -171,13 +171,15 @@ func fakeNchan(t *testing.T, closeAfterPublish bool) (string, *atomic.Int64) {
 		case r.URL.Path == "/nchan_status":
 			_, _ = io.WriteString(w, "active connections: 1\n")
 		case strings.HasPrefix(r.URL.Path, "/sub/"):
+			// Registered under the lock taken before the handshake's answer:
+			// a publish sent once the client has its 101 reaches it.
+			mu.Lock()
+			defer mu.Unlock()
 			c, err := up.Upgrade(w, r, nil)
 			if err != nil {
 				return
 			}
-			mu.Lock()
 			subs = append(subs, c)
-			mu.Unlock()
 		case strings.HasPrefix(r.URL.Path, "/pub/") && r.Method == http.MethodPost:
 			body, _ := io.ReadAll(r.Body)
 			if ct := r.Header.Get("Content-Type"); ct != "text/plain" || r.Header.Get("Idempotency-Key") != "" || !bytes.HasPrefix(body, []byte(`{"t":`)) {
