@@ -12,11 +12,14 @@ import (
 
 // Errors of the HTTP layer itself; domain errors come from package announce.
 var (
-	errBadRequest       = errors.New("bad request")
-	errUnauthorized     = errors.New("publishing requires Authorization: Bearer KEY")
-	errForbidden        = errors.New("forbidden")
-	errUnsupportedMedia = errors.New("unsupported content type: send application/json, a form, or text/plain")
-	errBodyTooLarge     = errors.New("request body is too large")
+	errBadRequest   = errors.New("bad request")
+	errUnauthorized = errors.New("publishing requires Authorization: Bearer KEY")
+	// errFrameUnauthorized is errUnauthorized over WebSocket, where the key
+	// travels in the frame.
+	errFrameUnauthorized = errors.New(`publishing requires the publish key in the frame's "key" field`)
+	errForbidden         = errors.New("forbidden")
+	errUnsupportedMedia  = errors.New("unsupported content type: send application/json, a form, or text/plain")
+	errBodyTooLarge      = errors.New("request body is too large")
 )
 
 // statusOf maps an error to its HTTP status, in one place.

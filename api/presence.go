@@ -197,8 +197,8 @@ func (s *Server) published(c *gin.Context, e *announce.Envelope) {
 // publisherName is the holder name of the token an HTTP publish carried.
 func (s *Server) publisherName(c *gin.Context) string {
 	cred := c.Query("token")
-	if b, ok := strings.CutPrefix(c.GetHeader("Authorization"), "Bearer "); ok {
-		cred = strings.TrimSpace(b)
+	if b, ok := bearer(c.GetHeader("Authorization")); ok {
+		cred = b
 	}
 	if cred == "" || !token.LooksLikeToken(cred) {
 		return ""

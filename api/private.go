@@ -115,8 +115,8 @@ func credential(r *http.Request) (cred string, fromHeader bool) {
 	if t := r.URL.Query().Get("token"); t != "" {
 		return t, false
 	}
-	if b, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
-		return strings.TrimSpace(b), true
+	if b, ok := bearer(r.Header.Get("Authorization")); ok {
+		return b, true
 	}
 	return "", false
 }
@@ -130,11 +130,8 @@ func (s *Server) authorizePublish(c *gin.Context) error {
 	}
 	cred := c.Query("token")
 	if h := c.GetHeader("Authorization"); h != "" { // where the publish key travels: it wins
-		b, ok := strings.CutPrefix(h, "Bearer ")
-		if !ok {
-			b = "" // another scheme
-		}
-		cred = b
+		cred, _ = bearer(h) // another scheme: none
+
 	}
 	return s.checkPublishCredential(channelOf(c), cred)
 }
@@ -145,6 +142,9 @@ func (s *Server) authorizePublish(c *gin.Context) error {
 func (s *Server) authorizeFrame(channel, key string, a access) error {
 	if s.cfg.PublishKey == "" || (a.publish && (a.expires.IsZero() || time.Now().Before(a.expires))) {
 		return nil
+	}
+	if key == "" {
+		return errFrameUnauthorized
 	}
 	return s.checkPublishCredential(channel, key)
 }

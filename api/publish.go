@@ -63,11 +63,21 @@ func (s *Server) authorize(header string) error {
 	if s.cfg.PublishKey == "" {
 		return nil
 	}
-	key, ok := strings.CutPrefix(header, "Bearer ")
+	key, ok := bearer(header)
 	if !ok || key == "" {
 		return errUnauthorized
 	}
 	return s.checkKey(key)
+}
+
+// bearer returns the credential of an "Authorization: Bearer X" header; the
+// scheme's name is case-insensitive (RFC 9110 11.1).
+func bearer(header string) (string, bool) {
+	scheme, cred, ok := strings.Cut(header, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	return strings.TrimSpace(cred), true
 }
 
 func (s *Server) checkKey(key string) error {

@@ -213,6 +213,7 @@ func TestPublishKey(t *testing.T) {
 			{"Bearer wrong", http.StatusForbidden},
 			{"Bearer s3cret2", http.StatusForbidden},
 			{"Bearer " + key, http.StatusCreated},
+			{"bearer " + key, http.StatusCreated}, // the scheme is case-insensitive
 		} {
 			var hdr []string
 			if auth.header != "" {
@@ -230,8 +231,8 @@ func TestPublishKey(t *testing.T) {
 			assertError(t, resp, body, auth.status)
 		}
 	}
-	if got := ts.Hub.Stats().Published(); got != 2 {
-		t.Fatalf("%d messages stored, want 2", got)
+	if got := ts.Hub.Stats().Published(); got != 4 {
+		t.Fatalf("%d messages stored, want 4", got)
 	}
 	// Reading needs no key.
 	resp, body := ts.get(t, "/channels/x/status?since=0")

@@ -2,6 +2,7 @@ package api
 
 import (
 	"errors"
+	"io"
 	"net"
 	"time"
 
@@ -57,8 +58,9 @@ type streamProtocol interface {
 	wire(e *announce.Envelope) []byte
 	// presence is a presence event's frame.
 	presence(event []byte) []byte
-	// keepalive runs every keepalive interval; an error ends the stream.
-	keepalive(st *streamSession) error
+	// keepalive runs when the previous call asked (first after the
+	// keepalive interval) and says when to run next; an error ends the stream.
+	keepalive(st *streamSession) (time.Duration, error)
 	// end writes the last words before the connection closes; reason is
 	// the observer's error, errTokenExpired or announce.ErrClosed.
 	end(st *streamSession, reason error)
@@ -154,10 +156,11 @@ func (st *streamSession) step(r uint32) error {
 		}
 	}
 	if r&wakeKeepalive != 0 {
-		if err := st.proto.keepalive(st); err != nil {
+		next, err := st.proto.keepalive(st)
+		if err != nil {
 			return err
 		}
-		st.ticker.Reset(st.keepalive)
+		st.ticker.Reset(next)
 	}
 	return nil
 }
@@ -301,6 +304,31 @@ func (st *streamSession) finish(reason error) {
 	}
 	st.ch.Unsubscribe(st.o)
 	st.pres.detach()
-	_ = st.conn.Close()
+	if errors.As(reason, new(wsClose)) {
+		go lingerClose(st.conn)
+	} else {
+		_ = st.conn.Close()
+	}
 	st.s.streams.Done()
+}
+
+// lingerTimeout bounds how long a connection closed for what its client sent
+// is still read from.
+const lingerTimeout = 2 * time.Second
+
+// lingerClose half-closes conn and discards what the client still sends
+// before closing it: closing a socket with unread bytes resets it, and the
+// reset makes the client drop the close frame it has not read yet (it would
+// see 1006 instead of, say, 1009 for a frame too large).
+func lingerClose(conn net.Conn) {
+	defer conn.Close()
+	inner := conn
+	if u, ok := inner.(interface{ NetConn() net.Conn }); ok {
+		inner = u.NetConn()
+	}
+	if tc, ok := inner.(interface{ CloseWrite() error }); ok {
+		_ = tc.CloseWrite()
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(lingerTimeout))
+	_, _ = io.Copy(io.Discard, conn)
 }

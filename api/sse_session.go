@@ -3,6 +3,7 @@ package api
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/announce/announce/announce"
 )
@@ -40,7 +41,9 @@ func (p *sseProtocol) wire(e *announce.Envelope) []byte { return e.Wire(sseWire)
 
 func (p *sseProtocol) presence(event []byte) []byte { return presenceFrame(event) }
 
-func (p *sseProtocol) keepalive(st *streamSession) error { return st.send(sseKeepalive) }
+func (p *sseProtocol) keepalive(st *streamSession) (time.Duration, error) {
+	return st.keepalive, st.send(sseKeepalive)
+}
 
 func (p *sseProtocol) end(st *streamSession, reason error) {
 	switch {

@@ -103,7 +103,7 @@ func (s *Server) websocket(c *gin.Context) {
 		}
 	}()
 	ws := &wsSession{s: s, channel: channelOf(c), access: accessOf(c), since: since}
-	st := s.newStreamSession(announce.WebSocket, ws, s.cfg.PingInterval)
+	st := s.newStreamSession(announce.WebSocket, ws, min(s.cfg.PingInterval, s.cfg.PongTimeout))
 	// Subscribe before upgrading so a store failure is still an HTTP error.
 	ch, replay, err := s.hub.Subscribe(c.Request.Context(), ws.channel, st.o, since)
 	if err != nil {

@@ -178,6 +178,8 @@ func TestWebSocketProtocolErrorsClose1002(t *testing.T) {
 		"close with one byte":   frame(true, 0x8, []byte{0x03}, true),
 		"close code 1005":       frame(true, 0x8, []byte{0x03, 0xed}, true),
 		"close code 999":        frame(true, 0x8, []byte{0x03, 0xe7}, true),
+		"close code 5000":       frame(true, 0x8, []byte{0x13, 0x88}, true),
+		"close code 65535":      frame(true, 0x8, []byte{0xff, 0xff}, true),
 		"close reason not utf8": frame(true, 0x8, []byte{0x03, 0xe8, 0xff, 0xfe}, true),
 	} {
 		t.Run(name, func(t *testing.T) {
@@ -286,4 +288,32 @@ func (s *rawSSE) expectID(t *testing.T, id uint64) {
 			return
 		}
 	}
+}
+
+// A frame far over the limit is still arriving when the server closes the
+// connection: the client must be able to finish its write and read the
+// close frame (a socket closed with unread bytes is reset; a browser whose
+// write fails reports 1006, never the 1009 it was sent).
+func TestWebSocketFrameFarOverLimitGetsItsClose(t *testing.T) {
+	t.Parallel()
+	ts := newTestServerHub(t, func(c *announce.Config) { c.MaxMessage = 1024 })
+	for range 3 {
+		w := dialRawWS(t, ts, "/channels/whuge/ws")
+		const size = 8 << 20
+		head := []byte{0x81, 0x80 | 127}
+		head = binary.BigEndian.AppendUint64(head, size)
+		head = append(head, 1, 2, 3, 4) // the mask key
+		sent := make(chan error, 1)
+		go func() {
+			_ = w.conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
+			_, err := w.conn.Write(append(head, make([]byte, size)...))
+			sent <- err
+		}()
+		_ = w.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+		w.expectClose(t, 1009)
+		if err := <-sent; err != nil {
+			t.Errorf("writing the frame: %v, want the server to read it to the end", err)
+		}
+	}
+	waitObservers(t, ts.Hub, announce.WebSocket, 0)
 }

@@ -21,6 +21,7 @@ type wsSession struct {
 	replay  announce.Replay
 
 	lastRead time.Time // when the client last sent a frame (or connected)
+	lastPing time.Time // when the server last pinged (or the client connected)
 	state    gobwas.State
 	message  []byte // a fragmented message being gathered
 	opcode   gobwas.OpCode
@@ -38,6 +39,7 @@ var pingFrame = []byte{0x89, 0x00} // FIN, ping, no payload
 
 func (w *wsSession) start(st *streamSession) error {
 	w.lastRead = time.Now()
+	w.lastPing = w.lastRead
 	w.state = gobwas.StateServerSide
 	r := w.replay
 	w.replay = announce.Replay{}
@@ -56,12 +58,26 @@ func (w *wsSession) wire(e *announce.Envelope) []byte { return e.Wire(wsWire).([
 
 func (w *wsSession) presence(event []byte) []byte { return appendTextFrame(nil, event) }
 
-// keepalive pings, or ends a client that answered nothing within the pong timeout.
-func (w *wsSession) keepalive(st *streamSession) error {
-	if time.Since(w.lastRead) > w.s.cfg.PongTimeout {
-		return errGone
+// keepalive pings every ping interval, and ends a client that has sent
+// nothing (not even a pong) for the pong timeout, on time: it wakes for
+// whichever of the two comes first.
+func (w *wsSession) keepalive(st *streamSession) (time.Duration, error) {
+	now := time.Now()
+	silentUntil := w.lastRead.Add(w.s.cfg.PongTimeout)
+	if !now.Before(silentUntil) {
+		return 0, wsClose{gobwas.StatusPolicyViolation, "no pong"}
 	}
-	return st.send(pingFrame)
+	if !now.Before(w.lastPing.Add(w.s.cfg.PingInterval)) {
+		if err := st.send(pingFrame); err != nil {
+			return 0, err
+		}
+		w.lastPing = now
+	}
+	next := w.lastPing.Add(w.s.cfg.PingInterval)
+	if silentUntil.Before(next) {
+		next = silentUntil
+	}
+	return next.Sub(now), nil
 }
 
 func (w *wsSession) end(st *streamSession, reason error) {
@@ -122,6 +138,9 @@ func (w *wsSession) readable(st *streamSession) error {
 		default:
 			if err := gobwas.CheckCloseFrameData(code, reason); err != nil {
 				return wsClose{gobwas.StatusProtocolError, err.Error()}
+			}
+			if code >= 5000 { // RFC 6455 7.4.2: no code above 4999 exists
+				return wsClose{gobwas.StatusProtocolError, "close code out of range"}
 			}
 		}
 		_ = st.send(closeFrame(code, ""))

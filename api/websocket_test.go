@@ -518,6 +518,22 @@ func TestWebSocketPeerIgnoringPingsIsClosed(t *testing.T) {
 	waitObservers(t, ts.Hub, announce.WebSocket, 0)
 }
 
+// A silent peer is closed when the pong timeout passes, not at the next
+// ping after it, and is told why.
+func TestWebSocketSilentPeerClosedAtPongTimeout(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t, func(c *api.Config) {
+		c.PingInterval = time.Hour
+		c.PongTimeout = 300 * time.Millisecond
+	})
+	conn := dialWS(t, ts, "/channels/wsilent/ws")
+	ce := expectWSClose(t, conn, websocket.ClosePolicyViolation)
+	if ce.Text != "no pong" {
+		t.Errorf("close reason %q, want %q", ce.Text, "no pong")
+	}
+	waitObservers(t, ts.Hub, announce.WebSocket, 0)
+}
+
 func TestShutdownClosesWebSocketsAndEndsSSE(t *testing.T) {
 	t.Parallel()
 	ts := newTestServer(t)
