@@ -23,8 +23,9 @@ import (
 // maxObserverName is the longest ?name=, in characters.
 const maxObserverName = 64
 
-// clientCookie identifies a long-poll client across its polls, for presence.
-const clientCookie = "announce_client"
+// clientCookie identifies a long-poll client across its polls, for presence;
+// no channel's cursor cookie (announce_<channel>) can have its name.
+const clientCookie = "announce-client"
 
 // presenceState is the API's side of presence and webhooks (presence.go).
 type presenceState struct {
@@ -143,7 +144,7 @@ func (p *observerPresence) detach() {
 }
 
 // pollSession returns the session ID of a long-poll client: from its
-// announce_client cookie, which the answer sets when the client has none.
+// announce-client cookie, which the answer sets when the client has none.
 // A client without the cookie is told apart by its address, User-Agent and
 // name; that ID is also the alias its later, cookied polls continue, so a
 // browser's first poll does not count it twice.

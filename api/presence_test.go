@@ -156,8 +156,8 @@ func TestPresenceClientCookie(t *testing.T) {
 	ts.Publish(t, "c", "one")
 	resp, _ := pollNow(t, ts, "/channels/c/status?since=0")
 	cookies := resp.Header.Values("Set-Cookie")
-	if len(cookies) != 2 || !strings.HasPrefix(cookies[0], "announce_c=1; Path=/") || !strings.HasPrefix(cookies[1], "announce_client=") {
-		t.Fatalf("Set-Cookie %q, want the cursor, then announce_client", cookies)
+	if len(cookies) != 2 || !strings.HasPrefix(cookies[0], "announce_c=1; Path=/") || !strings.HasPrefix(cookies[1], "announce-client=") {
+		t.Fatalf("Set-Cookie %q, want the cursor, then announce-client", cookies)
 	}
 	client := strings.SplitN(cookies[1], ";", 2)[0]
 	resp, _ = pollNow(t, ts, "/channels/c/status?since=0", "Cookie", client)
@@ -168,6 +168,25 @@ func TestPresenceClientCookie(t *testing.T) {
 	// cookie with that fingerprint as alias: one client, not two.
 	if got := getPresence(t, ts, "c"); got.Observers.Poll != 1 {
 		t.Fatalf("presence %+v, want one poll client", got)
+	}
+}
+
+// TestPresenceCookieLeavesChannelClientItsCursor: the channel named
+// "client" has the cursor cookie announce_client, which the presence cookie
+// must not overwrite in a browser's cookie jar: a poll whose cookie cursor
+// is behind answers at once.
+func TestPresenceCookieLeavesChannelClientItsCursor(t *testing.T) {
+	ts, _ := presenceServer(t, presence.Config{})
+	jar, _ := cookiejar.New(nil)
+	browser := &http.Client{Jar: jar}
+	ts.Publish(t, "client", "one")
+	resp, body := await(t, pollAsync(t.Context(), browser, ts.URL+"/channels/client/status?since=0"), 5*time.Second)
+	assertStatus(t, resp, body, http.StatusOK)
+	m := ts.Publish(t, "client", "two")
+	resp, body = await(t, pollAsync(t.Context(), browser, ts.URL+"/channels/client/status?timeout=30"), 5*time.Second)
+	assertStatus(t, resp, body, http.StatusOK)
+	if got := decodeMessage(t, body); got.ID != m.ID {
+		t.Fatalf("polled %+v with the cursor cookie at 1, want message %d", got, m.ID)
 	}
 }
 

@@ -170,7 +170,7 @@ func keepPolling(t *testing.T, u string) (stop func()) {
 				continue
 			}
 			for _, sc := range resp.Header.Values("Set-Cookie") {
-				if strings.HasPrefix(sc, "announce_client=") {
+				if strings.HasPrefix(sc, "announce-client=") {
 					cookie = strings.SplitN(sc, ";", 2)[0]
 				}
 			}
