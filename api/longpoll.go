@@ -42,7 +42,7 @@ func (s *Server) parsePoll(c *gin.Context, channel string) (pollRequest, bool) {
 	} else if id, ok := cookieCursor(c.Request, channel); ok {
 		p.since = &id
 	}
-	if v, ok := c.GetQuery("timeout"); ok {
+	if v := c.Query("timeout"); v != "" { // empty: the default, as an empty since= is no cursor
 		d, ok := parseSeconds(v, s.cfg.PollTimeout)
 		if !ok {
 			badRequest(c, "timeout must be a number of seconds >= 0")

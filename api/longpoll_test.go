@@ -296,9 +296,20 @@ func TestLongPollJSONP(t *testing.T) {
 	}
 }
 
+// An empty timeout= is the default, as an empty since= is no cursor: both
+// are what a form or jQuery sends for a value left undefined.
+func TestLongPollEmptyTimeoutIsTheDefault(t *testing.T) {
+	ts := newTestServer(t)
+	m := ts.Publish(t, "et", "one")
+	_, got := pollNow(t, ts, "/channels/et/status?since=0&timeout=")
+	if got != m {
+		t.Fatalf("polled %+v, want %+v", got, m)
+	}
+}
+
 func TestLongPollBadQuery(t *testing.T) {
 	ts := newTestServer(t)
-	for _, q := range []string{"since=-1", "since=abc", "since=1.5", "since=18446744073709551616", "timeout=-1", "timeout=abc", "timeout=NaN", "timeout=Inf"} {
+	for _, q := range []string{"since=-1", "since=abc", "since=1.5", "since=18446744073709551616", "timeout=-1", "timeout=abc", "timeout=NaN", "timeout=Inf", "since=%zz", "since=%"} {
 		resp, body := ts.get(t, "/channels/x/status?"+q)
 		assertError(t, resp, body, http.StatusBadRequest)
 	}

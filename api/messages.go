@@ -2,6 +2,8 @@ package api
 
 import (
 	"bytes"
+	"errors"
+	"math"
 	"net/http"
 	"strconv"
 	"time"
@@ -9,9 +11,6 @@ import (
 	"github.com/announce/announce/announce"
 	"github.com/gin-gonic/gin"
 )
-
-// maxLogLimit caps one page of the log.
-const maxLogLimit = 1000
 
 // messages serves the log: GET .../messages?since=ID&limit=N&wait=S.
 func (s *Server) messages(c *gin.Context) {
@@ -25,16 +24,20 @@ func (s *Server) messages(c *gin.Context) {
 		since = id
 	}
 	limit := 100
-	if v, ok := c.GetQuery("limit"); ok {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > maxLogLimit {
-			badRequest(c, "limit must be a whole number from 1 to "+strconv.Itoa(maxLogLimit))
+	if v := c.Query("limit"); v != "" {
+		// No page is larger than the history, so a larger limit asks for all.
+		n, err := strconv.ParseUint(v, 10, 31)
+		if errors.Is(err, strconv.ErrRange) {
+			n, err = math.MaxInt32, nil
+		}
+		if err != nil || n < 1 {
+			badRequest(c, "limit must be a whole number >= 1")
 			return
 		}
-		limit = n
+		limit = int(n)
 	}
 	var wait time.Duration
-	if v, ok := c.GetQuery("wait"); ok {
+	if v := c.Query("wait"); v != "" && c.Request.Method == http.MethodGet { // empty: no wait, as an empty since= is no cursor
 		d, ok := parseSeconds(v, s.cfg.PollTimeout)
 		if !ok {
 			badRequest(c, "wait must be a number of seconds >= 0")

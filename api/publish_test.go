@@ -115,6 +115,58 @@ func TestSeedChatAndStatus(t *testing.T) {
 	if err := json.Unmarshal(b, &data); err != nil || data.Content != m2.Content {
 		t.Fatalf("data.content = %q (%v)", data.Content, err)
 	}
+	// The seed's handler read content from the query too; the body wins.
+	resp, body = ts.post(t, "/chat?content=from+the+query", "", nil)
+	assertStatus(t, resp, body, http.StatusCreated)
+	if m := decodeMessage(t, body); m.Content != "from the query" {
+		t.Fatalf("/chat?content= stored %+v", m)
+	}
+	resp, body = ts.post(t, "/chat?content=query", "application/x-www-form-urlencoded", formBody("body"))
+	assertStatus(t, resp, body, http.StatusCreated)
+	if m := decodeMessage(t, body); m.Content != "body" {
+		t.Fatalf("body and query stored %+v, want the body's", m)
+	}
+}
+
+// HEAD answers wherever GET does, at once, with GET's status and type and
+// no body; a route that waits or streams does not wait.
+func TestHeadWhereverGet(t *testing.T) {
+	ts := newTestServer(t)
+	ts.Publish(t, "h", "one")
+	for path, ctype := range map[string]string{
+		"/":                            "text/html",
+		"/status":                      "application/json",
+		"/events":                      "text/event-stream",
+		"/channels/h":                  "application/json",
+		"/channels/h/status":           "application/json",
+		"/channels/h/status?since=1":   "application/json",
+		"/channels/h/events":           "text/event-stream",
+		"/channels/h/messages?wait=30": "application/json",
+		"/channels/h/presence":         "application/json",
+		"/assets/vendor/jquery.min.js": "javascript",
+		"/metrics":                     "text/plain",
+		"/healthz":                     "application/json",
+	} {
+		req, _ := http.NewRequest(http.MethodHead, ts.URL+path, nil)
+		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+		resp, err := http.DefaultClient.Do(req.WithContext(ctx))
+		cancel()
+		if err != nil {
+			t.Errorf("HEAD %s: %v", path, err)
+			continue
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || !strings.Contains(resp.Header.Get("Content-Type"), ctype) {
+			t.Errorf("HEAD %s: %d %q, want 200 %s", path, resp.StatusCode, resp.Header.Get("Content-Type"), ctype)
+		}
+	}
+	req, _ := http.NewRequest(http.MethodHead, ts.URL+"/channels/h/ws", nil)
+	resp, body := do(t, nil, req)
+	if resp.StatusCode != http.StatusBadRequest || len(body) != 0 {
+		t.Errorf("HEAD on the WebSocket route: %d %q, want GET's 400 without a body", resp.StatusCode, body)
+	}
+	waitObservers(t, ts.Hub, announce.Poll, 0)
+	waitObservers(t, ts.Hub, announce.SSE, 0)
 }
 
 func TestPublishRejects(t *testing.T) {
@@ -256,6 +308,9 @@ func TestInvalidChannelNames(t *testing.T) {
 		"/channels/a%00b/status",
 		"/channels/a%3Fb/events",
 		"/channels/a+b/ws",
+		"/channels/a/b/status", // a raw "/" in the name
+		"/channels/a/b/c/messages",
+		"/channels/a/b/events",
 	} {
 		resp, body := ts.get(t, path)
 		assertError(t, resp, body, http.StatusBadRequest)
@@ -389,6 +444,9 @@ func TestMessagesLog(t *testing.T) {
 		{"?since=2&limit=2", []uint64{3, 4}},
 		{"?since=5&limit=1", []uint64{6}},
 		{"?limit=1000", []uint64{3, 4, 5, 6, 7}},
+		{"?limit=100000", []uint64{3, 4, 5, 6, 7}}, // past any history: all of it
+		{"?limit=99999999999999999999", []uint64{3, 4, 5, 6, 7}},
+		{"?limit=&wait=", []uint64{3, 4, 5, 6, 7}}, // empty: the defaults
 		{"?since=7", nil},
 		{"?since=70", []uint64{7}}, // ahead of the channel: a reset, answered with the current message
 	} {
@@ -438,7 +496,7 @@ func TestMessagesLog(t *testing.T) {
 	}
 	waitObservers(t, ts.Hub, announce.Poll, 0)
 
-	for _, q := range []string{"since=-1", "since=x", "since=1.5", "limit=0", "limit=-1", "limit=x", "limit=1001", "wait=-1", "wait=x", "wait=NaN"} {
+	for _, q := range []string{"since=-1", "since=x", "since=1.5", "limit=0", "limit=-1", "limit=x", "limit=%zz", "since=%zz", "wait=-1", "wait=x", "wait=NaN"} {
 		resp, body := ts.get(t, "/channels/log/messages?"+q)
 		assertError(t, resp, body, http.StatusBadRequest)
 	}

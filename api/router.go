@@ -5,8 +5,11 @@ package api
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -176,42 +179,98 @@ func (s *Server) routes() *gin.Engine {
 	r.UnescapePathValues = true
 	r.HandleMethodNotAllowed = true
 	r.RedirectTrailingSlash = false
-	r.Use(gin.Recovery(), s.noStore, s.cors.middleware)
+	r.Use(gin.Recovery(), s.noStore, wellFormedQuery, s.cors.middleware)
 
-	r.GET("/", s.page)
-	for _, probe := range []func(string, ...gin.HandlerFunc) gin.IRoutes{r.GET, r.HEAD} { // load balancers probe with either
-		probe("/healthz", s.healthz)
-		probe("/readyz", s.readyz)
+	// HEAD answers wherever GET does (RFC 9110 9.3.2): monitors and link
+	// checkers probe with it. Routes that wait or stream answer their
+	// headers at once.
+	get := func(g gin.IRoutes, path string, h ...gin.HandlerFunc) {
+		g.GET(path, h...)
+		g.HEAD(path, h...)
 	}
-	r.GET("/metrics", s.metrics.handler(s.cfg.Registry))
+	get(r, "/", s.page)
+	get(r, "/healthz", s.healthz)
+	get(r, "/readyz", s.readyz)
+	get(r, "/metrics", s.metrics.handler(s.cfg.Registry))
 	r.StaticFS("/assets", assetsFS())
-	r.GET("/examples/:name", s.example)
+	get(r, "/examples/:name", s.example)
 
 	ch := r.Group("/channels/:ch", s.channelName)
-	ch.GET("", s.guardObserve, s.channelInfo)
-	ch.GET("/status", s.guardObserve, s.observerName, s.status)
-	ch.GET("/ws", s.guardObserve, s.observerName, s.websocket)
-	ch.GET("/events", s.guardObserve, s.observerName, s.sse)
+	get(ch, "", s.guardObserve, s.channelInfo)
 	ch.GET("/messages", s.guardObserve, s.messages)
-	ch.GET("/presence", s.guardObserve, s.presence)
+	ch.HEAD("/messages", s.guardObserve, s.messages) // answers at once: wait applies to GET
+	get(ch, "/presence", s.guardObserve, s.presence)
 	ch.POST("/messages", s.publish)
 	ch.POST("/tokens", s.mintToken)
-	ch.GET("/scheduled", s.guardObserve, s.listScheduled)
+	get(ch, "/scheduled", s.guardObserve, s.listScheduled)
 	ch.DELETE("/scheduled/:id", s.cancelScheduled)
 
 	seed := r.Group("", s.defaultChannel)
-	seed.GET("/status", s.guardObserve, s.observerName, s.status)
-	seed.GET("/ws", s.guardObserve, s.observerName, s.websocket)
-	seed.GET("/events", s.guardObserve, s.observerName, s.sse)
 	seed.POST("/chat", s.publish)
+	for _, g := range []*gin.RouterGroup{ch, seed} {
+		g.GET("/status", s.guardObserve, s.observerName, s.status)
+		g.GET("/ws", s.guardObserve, s.observerName, s.websocket)
+		g.GET("/events", s.guardObserve, s.observerName, s.sse)
+		g.HEAD("/status", s.guardObserve, s.headCurrent)
+		g.HEAD("/ws", s.guardObserve, s.websocket) // no upgrade: the same refusal as GET
+		g.HEAD("/events", s.guardObserve, s.headSSE)
+	}
 
 	r.NoRoute(func(c *gin.Context) {
+		if slashInChannelName(c.Request.URL.Path) {
+			fail(c, fmt.Errorf("%w: a name has no \"/\"", announce.ErrInvalidChannel))
+			return
+		}
 		c.AbortWithStatusJSON(http.StatusNotFound, gin.H{"error": "no such route: " + c.Request.URL.Path})
 	})
 	r.NoMethod(func(c *gin.Context) {
 		c.AbortWithStatusJSON(http.StatusMethodNotAllowed, gin.H{"error": "method " + c.Request.Method + " is not allowed here"})
 	})
 	return r
+}
+
+// slashInChannelName reports whether path is a channel route but for a "/"
+// in the name, which splits it into segments no route matches: the name is
+// what is wrong (400), not the route (404).
+func slashInChannelName(path string) bool {
+	rest, ok := strings.CutPrefix(path, "/channels/")
+	if !ok {
+		return false
+	}
+	i := strings.LastIndexByte(rest, '/')
+	if i < 0 || !strings.Contains(rest[:i], "/") {
+		return false
+	}
+	switch rest[i+1:] {
+	case "status", "ws", "events", "messages", "presence", "scheduled", "tokens":
+		return true
+	}
+	return false
+}
+
+// wellFormedQuery refuses a query string that does not parse (a bad %
+// escape): url.Values would drop the pair silently, and a cursor with it.
+func wellFormedQuery(c *gin.Context) {
+	if _, err := url.ParseQuery(c.Request.URL.RawQuery); err != nil {
+		badRequest(c, "malformed query string: "+err.Error())
+	}
+}
+
+// headCurrent answers HEAD on a long-poll route: the head of an answer with
+// the current message, at once.
+func (s *Server) headCurrent(c *gin.Context) {
+	ch, err := s.hub.Channel(c.Request.Context(), channelOf(c))
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	c.Data(http.StatusOK, "application/json; charset=utf-8", ch.Current().JSON)
+}
+
+// headSSE answers HEAD on an event stream: the stream's head, no stream.
+func (s *Server) headSSE(c *gin.Context) {
+	setSSEHeaders(c)
+	c.Status(http.StatusOK)
 }
 
 // channelKey is where the validated channel name waits in the gin context.

@@ -47,8 +47,12 @@ type publishRequest struct {
 	TTL     string
 }
 
-// fromQuery takes at and ttl from the query where the body had none.
+// fromQuery takes content, at and ttl from the query where the body had
+// none (the seed's Tornado handler read its arguments from either).
 func (r *publishRequest) fromQuery(q url.Values) {
+	if r.Content == "" {
+		r.Content = q.Get("content")
+	}
 	if r.At == "" {
 		r.At = q.Get("at")
 	}
