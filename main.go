@@ -17,7 +17,7 @@ func main() {
 	}
 	run, ok := cli.Commands[cmd]
 	if !ok {
-		fmt.Fprintf(os.Stderr, "announce: unknown command %q (commands: serve, pub, sub, bench)\n", cmd)
+		fmt.Fprintf(os.Stderr, "announce: unknown command %q (commands: serve, pub, sub, bench, token)\n", cmd)
 		os.Exit(2)
 	}
 	os.Exit(run(args, os.Stdin, os.Stdout, os.Stderr))

@@ -55,10 +55,11 @@ Run "announce bench fanout --help" for the flags.
 
 func bench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
-		fmt.Fprint(stderr, benchUsage)
 		if len(args) > 0 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help") {
+			fmt.Fprint(stdout, benchUsage)
 			return 0
 		}
+		fmt.Fprint(stderr, benchUsage)
 		return 2
 	}
 	scenario, args := args[0], args[1:]
@@ -69,7 +70,7 @@ func bench(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("announce bench "+scenario, flag.ContinueOnError)
 	var cfg benchConfig
 	cfg.register(fs, scenario)
-	if code, ok := parseArgs(fs, args, stderr, "announce bench"); !ok {
+	if code, ok := parseArgs(fs, args, stdout, stderr, "announce bench"); !ok {
 		return code
 	}
 	if fs.NArg() > 0 {

@@ -3,6 +3,7 @@
 package cli
 
 import (
+	"bytes"
 	"errors"
 	"flag"
 	"fmt"
@@ -25,11 +26,10 @@ var Commands = map[string]Command{
 
 // parse parses args into fs after applying ANNOUNCE_<FLAG> variables for
 // flags not given on the command line (the command line wins).
-func parse(fs *flag.FlagSet, args []string, stderr io.Writer) error {
-	fs.SetOutput(stderr)
+func parse(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) error {
 	// --help names each flag's variable next to it.
 	fs.VisitAll(func(f *flag.Flag) { f.Usage += " [$" + EnvName(f.Name) + "]" })
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args, stdout, stderr); err != nil {
 		return err
 	}
 	given := map[string]bool{}
@@ -42,6 +42,9 @@ func parse(fs *flag.FlagSet, args []string, stderr io.Writer) error {
 		env := EnvName(f.Name)
 		if v, ok := os.LookupEnv(env); ok {
 			if e := fs.Set(f.Name, v); e != nil {
+				if b, ok := f.Value.(interface{ IsBoolFlag() bool }); ok && b.IsBoolFlag() {
+					e = errors.New("want true or false (or 1 or 0)")
+				}
 				err = fmt.Errorf("%s=%q: %w", env, v, e)
 			}
 		}
@@ -49,11 +52,26 @@ func parse(fs *flag.FlagSet, args []string, stderr io.Writer) error {
 	return err
 }
 
+// parseFlags is fs.Parse with the help that --help asks for on stdout (so
+// that it pipes into grep or less), and a mistake's on stderr.
+func parseFlags(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) error {
+	var out bytes.Buffer
+	fs.SetOutput(&out)
+	err := fs.Parse(args)
+	fs.SetOutput(stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		_, _ = out.WriteTo(stdout)
+	} else {
+		_, _ = out.WriteTo(stderr)
+	}
+	return err
+}
+
 // parseArgs is parse for a command named name: when parsing ends the
 // command (--help, or a bad flag or variable, reported on stderr) it returns
 // the exit status (0 or 2) and false.
-func parseArgs(fs *flag.FlagSet, args []string, stderr io.Writer, name string) (int, bool) {
-	err := parse(fs, args, stderr)
+func parseArgs(fs *flag.FlagSet, args []string, stdout, stderr io.Writer, name string) (int, bool) {
+	err := parse(fs, args, stdout, stderr)
 	if err == nil {
 		return 0, true
 	}

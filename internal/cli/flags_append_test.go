@@ -22,7 +22,7 @@ func TestAppendListFlag(t *testing.T) {
 		var got []string
 		fs := flag.NewFlagSet("t", flag.ContinueOnError)
 		fs.Var((*appendListFlag)(&got), "webhook", "")
-		if err := parse(fs, c.args, io.Discard); err != nil {
+		if err := parse(fs, c.args, io.Discard, io.Discard); err != nil {
 			t.Fatal(err)
 		}
 		if !slices.Equal(got, c.want) {

@@ -68,7 +68,7 @@ Flags:
 `)
 		fs.PrintDefaults()
 	}
-	if code, ok := parseArgs(fs, args, stderr, "announce pub"); !ok {
+	if code, ok := parseArgs(fs, args, stdout, stderr, "announce pub"); !ok {
 		return code
 	}
 	cf.resolve()

@@ -19,7 +19,7 @@ import (
 )
 
 // Serve runs the server until SIGINT or SIGTERM, then stops gracefully.
-func Serve(args []string, _ io.Reader, _, stderr io.Writer) int {
+func Serve(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("announce serve", flag.ContinueOnError)
 	cfg := serve.Config{CORSOrigins: []string{"*"}}
 	fs.StringVar(&cfg.Listen, "listen", ":8000", "address to serve on")
@@ -48,7 +48,7 @@ func Serve(args []string, _ io.Reader, _, stderr io.Writer) int {
 		fmt.Fprintf(fs.Output(), "Usage: announce [serve] [flags]\n\nEvery flag also reads ANNOUNCE_<FLAG> (e.g. --poll-timeout ↔ ANNOUNCE_POLL_TIMEOUT).\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
-	if code, ok := parseArgs(fs, args, stderr, "announce"); !ok {
+	if code, ok := parseArgs(fs, args, stdout, stderr, "announce"); !ok {
 		return code
 	}
 	var level slog.Level

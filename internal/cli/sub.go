@@ -48,7 +48,7 @@ Flags:
 `)
 		fs.PrintDefaults()
 	}
-	if code, ok := parseArgs(fs, args, stderr, "announce sub"); !ok {
+	if code, ok := parseArgs(fs, args, stdout, stderr, "announce sub"); !ok {
 		return code
 	}
 	cf.resolve()

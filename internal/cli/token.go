@@ -13,7 +13,6 @@ import (
 // Token mints a channel token offline, with the server's secret, and prints it.
 func Token(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("announce token", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	var channel, duration, name, secret, key string
 	var publish bool
 	fs.StringVar(&channel, "c", "", "channel the token is for (required)")
@@ -29,7 +28,7 @@ func Token(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 			"with its --token-secret, or, when the server has none, with its --publish-key.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args, stdout, stderr); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
 		}
