@@ -20,6 +20,7 @@ var (
 	errForbidden         = errors.New("forbidden")
 	errUnsupportedMedia  = errors.New("unsupported content type: send application/json, a form, or text/plain")
 	errBodyTooLarge      = errors.New("request body is too large")
+	errBodyTimeout       = errors.New("request body did not arrive in time")
 )
 
 // statusOf maps an error to its HTTP status, in one place.
@@ -49,6 +50,8 @@ func statusOf(err error) int {
 		return http.StatusRequestEntityTooLarge
 	case errors.Is(err, errUnsupportedMedia):
 		return http.StatusUnsupportedMediaType
+	case errors.Is(err, errBodyTimeout):
+		return http.StatusRequestTimeout
 	case errors.Is(err, announce.ErrUnavailable), errors.Is(err, announce.ErrClosed),
 		errors.Is(err, context.DeadlineExceeded):
 		return http.StatusServiceUnavailable

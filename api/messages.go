@@ -6,6 +6,7 @@ import (
 	"math"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/announce/announce/announce"
@@ -27,7 +28,7 @@ func (s *Server) messages(c *gin.Context) {
 	if v := c.Query("limit"); v != "" {
 		// No page is larger than the history, so a larger limit asks for all.
 		n, err := strconv.ParseUint(v, 10, 31)
-		if errors.Is(err, strconv.ErrRange) {
+		if errors.Is(err, strconv.ErrRange) && strings.Trim(v, "0123456789") == "" {
 			n, err = math.MaxInt32, nil
 		}
 		if err != nil || n < 1 {

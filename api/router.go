@@ -43,6 +43,9 @@ type Config struct {
 	PongTimeout  time.Duration
 	// WriteTimeout bounds every write to a client (10s).
 	WriteTimeout time.Duration
+	// BodyTimeout bounds reading a request's body (15s): a client that
+	// trickles one holds its connection no longer.
+	BodyTimeout time.Duration
 
 	// PrivatePrefix starts the names of channels that need a token to
 	// observe (DefaultPrivatePrefix). TokenSecret signs the tokens; when
@@ -97,6 +100,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.PongTimeout <= 0 {
 		cfg.PongTimeout = 60 * time.Second
+	}
+	if cfg.BodyTimeout <= 0 {
+		cfg.BodyTimeout = 15 * time.Second
 	}
 	if cfg.WriteTimeout <= 0 {
 		cfg.WriteTimeout = 10 * time.Second
@@ -179,7 +185,7 @@ func (s *Server) routes() *gin.Engine {
 	r.UnescapePathValues = true
 	r.HandleMethodNotAllowed = true
 	r.RedirectTrailingSlash = false
-	r.Use(gin.Recovery(), s.noStore, wellFormedQuery, s.cors.middleware)
+	r.Use(gin.Recovery(), s.noStore, wellFormedQuery, s.bodyDeadline, s.cors.middleware)
 
 	// HEAD answers wherever GET does (RFC 9110 9.3.2): monitors and link
 	// checkers probe with it. Routes that wait or stream answer their

@@ -5,7 +5,6 @@ package serve
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -192,7 +191,7 @@ func (n *Node) shutdown() error {
 	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.ShutdownTimeout)
 	defer cancel()
 	n.api.Shutdown()
-	err := n.http.Shutdown(ctx)
+	late := n.http.Shutdown(ctx) != nil // requests still running at the deadline
 	waited := make(chan struct{})
 	go func() { n.api.Wait(); close(waited) }()
 	select {
@@ -201,11 +200,16 @@ func (n *Node) shutdown() error {
 		select {
 		case <-waited: // both were ready: the streams did end
 		default:
-			err = errors.Join(err, fmt.Errorf("streams still open at the shutdown deadline: %w", ctx.Err()))
+			late = true
 		}
 	}
 	n.http.Close() // whatever is left
-	return errors.Join(err, n.close(ctx))
+	if late {
+		// A client that reads nothing, or trickles a body, is cut at the
+		// deadline: that is the deadline working, not the stop failing.
+		n.cfg.Logger.Warn("connections still busy at the shutdown deadline were closed", "shutdown_timeout", n.cfg.ShutdownTimeout)
+	}
+	return n.close(ctx)
 }
 
 // freshConns tracks the connections that have not begun a request, and
