@@ -1,6 +1,7 @@
 package serve
 
 import (
+	"bytes"
 	"io"
 	"net"
 	"strconv"
@@ -45,19 +46,38 @@ func (l *limitListener) Accept() (net.Conn, error) {
 	}
 }
 
+// aliveBody is the liveness answer to a connection past --max-conns: a full
+// node is alive, and an orchestrator that restarted it for failing its
+// liveness probe would drop every observer it holds (/readyz says 503).
+const aliveBody = `{"status":"ok"}`
+
 // refuse reads the request's start (so closing does not reset the answer
-// away), answers 503 and closes.
+// away), answers 503 (a liveness probe 200) and closes.
 func refuse(c net.Conn) {
 	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(2 * time.Second))
-	_, _ = c.Read(make([]byte, 4096))
-	_, _ = io.WriteString(c, "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json; charset=utf-8\r\n"+
+	start := make([]byte, 4096)
+	n, _ := c.Read(start)
+	status, body := "503 Service Unavailable", overLimitBody
+	if isLivenessProbe(start[:n]) {
+		status, body = "200 OK", aliveBody
+	}
+	_, _ = io.WriteString(c, "HTTP/1.1 "+status+"\r\nContent-Type: application/json; charset=utf-8\r\n"+
 		"Cache-Control: no-store\r\nRetry-After: 1\r\nConnection: close\r\nContent-Length: "+
-		strconv.Itoa(len(overLimitBody))+"\r\n\r\n"+overLimitBody)
+		strconv.Itoa(len(body))+"\r\n\r\n"+body)
 	if tc, ok := c.(*net.TCPConn); ok {
 		_ = tc.CloseWrite()
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(c, 64<<10))
+}
+
+// isLivenessProbe reports whether a request starts GET or HEAD /healthz.
+func isLivenessProbe(start []byte) bool {
+	line, _, _ := bytes.Cut(start, []byte("\r\n"))
+	method, rest, _ := bytes.Cut(line, []byte(" "))
+	target, _, _ := bytes.Cut(rest, []byte(" "))
+	path, _, _ := bytes.Cut(target, []byte("?"))
+	return (string(method) == "GET" || string(method) == "HEAD") && string(path) == "/healthz"
 }
 
 // limitedConn frees its place in the limit once, on Close.

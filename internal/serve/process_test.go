@@ -422,13 +422,13 @@ func TestProcessMaxConns(t *testing.T) {
 		return info.Observers["poll"] == 4
 	})
 
-	healthz := func() (string, string) {
+	get := func(path string) (string, string) {
 		c, err := net.Dial("tcp", s.Addr)
 		if err != nil {
 			t.Fatal(err)
 		}
 		defer c.Close()
-		if _, err := io.WriteString(c, "GET /healthz HTTP/1.1\r\nHost: "+s.Addr+"\r\nConnection: close\r\n\r\n"); err != nil {
+		if _, err := io.WriteString(c, "GET "+path+" HTTP/1.1\r\nHost: "+s.Addr+"\r\nConnection: close\r\n\r\n"); err != nil {
 			t.Fatal(err)
 		}
 		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
@@ -439,14 +439,20 @@ func TestProcessMaxConns(t *testing.T) {
 		status, _, _ := strings.Cut(string(all), "\r\n")
 		return status, string(all)
 	}
-	if status, all := healthz(); !strings.HasPrefix(status, "HTTP/1.1 503") || !strings.Contains(all, `{"error":`) {
-		t.Fatalf("a sixth connection while five were open got %q; want 503 with a JSON error", all)
+	for _, path := range []string{"/channels/held", "/readyz"} {
+		if status, all := get(path); !strings.HasPrefix(status, "HTTP/1.1 503") || !strings.Contains(all, `{"error":`) {
+			t.Fatalf("GET %s on a sixth connection while five were open got %q; want 503 with a JSON error", path, all)
+		}
+	}
+	// A full node is alive: its liveness probe must not get it restarted.
+	if status, all := get("/healthz"); !strings.HasPrefix(status, "HTTP/1.1 200") || !strings.Contains(all, `"ok"`) {
+		t.Fatalf("GET /healthz on a sixth connection got %q; want 200", all)
 	}
 
 	polls[0].Close() // one of the five goes: a new connection is served
 	waitFor(t, 20*time.Second, "a place under the limit", func() bool {
-		status, _ := healthz()
-		return strings.HasPrefix(status, "HTTP/1.1 200")
+		status, all := get("/channels/held")
+		return strings.HasPrefix(status, "HTTP/1.1 200") && strings.Contains(all, `"channel"`)
 	})
 }
 
@@ -467,4 +473,24 @@ func readUntil(t *testing.T, r *bufio.Reader, line string) {
 			return
 		}
 	}
+}
+
+// TestProcessShutdownCutsBusyClientsAndExits0: a client still sending its
+// request body at the shutdown deadline is cut there, and the stop is still
+// graceful: exit 0 within --shutdown-timeout.
+func TestProcessShutdownCutsBusyClientsAndExits0(t *testing.T) {
+	t.Parallel()
+	const shutdown = 2 * time.Second
+	s := startServer(t, t.TempDir(), "--shutdown-timeout", shutdown.String())
+	c, err := net.Dial("tcp", s.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := io.WriteString(c, "POST /channels/busy/messages HTTP/1.1\r\nHost: "+s.Addr+
+		"\r\nContent-Type: text/plain\r\nContent-Length: 100\r\n\r\nhello"); err != nil {
+		t.Fatal(err)
+	}
+	publishText(t, s.URL, "busy", "the server is up and reading") // the request above has begun
+	s.terminate(shutdown)
 }
