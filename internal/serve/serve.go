@@ -108,7 +108,7 @@ func Start(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n.hub = hub
-	if err := n.welcome(); err != nil {
+	if err := n.welcome(idem); err != nil {
 		n.close(context.Background())
 		return nil, err
 	}
@@ -165,7 +165,7 @@ func (n *Node) URL() string { return "http://" + n.Addr() }
 func (n *Node) Hub() *announce.Hub { return n.hub }
 
 // welcome publishes the configured first message of the default channel on a fresh store.
-func (n *Node) welcome() error {
+func (n *Node) welcome(shared announce.Idempotency) error {
 	if n.cfg.Welcome == "" {
 		return nil
 	}
@@ -175,9 +175,24 @@ func (n *Node) welcome() error {
 	if err != nil || cur.ID > 0 {
 		return err
 	}
-	_, err = n.hub.Publish(ctx, "default", n.cfg.Welcome)
+	publish := func(ctx context.Context) (*announce.Envelope, error) {
+		return n.hub.Publish(ctx, "default", n.cfg.Welcome)
+	}
+	if shared == nil { // one node alone on its store
+		_, err = publish(ctx)
+		return err
+	}
+	// Nodes starting together on a fresh Redis all see it empty: one
+	// idempotency key shared by all of them publishes the welcome once.
+	_, _, err = shared.Do(ctx, "default", welcomeKey, n.cfg.Welcome, publish)
+	if errors.Is(err, announce.ErrIdempotencyKeyReused) {
+		return nil // another node welcomed with other words
+	}
 	return err
 }
+
+// welcomeKey is the idempotency key of the --welcome publish.
+const welcomeKey = "announce-welcome"
 
 // Shutdown stops accepting, answers waiting long-polls with the current
 // message, ends SSE streams, closes WebSockets with 1001 and closes the
