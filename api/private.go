@@ -123,17 +123,20 @@ func credential(r *http.Request) (cred string, fromHeader bool) {
 
 // authorizePublish checks an HTTP publish: with a publish key set, it needs
 // Authorization: Bearer with the key or a token granting publishing to the
-// channel (a token may also come as ?token=).
+// channel. A token may also come as ?token=, the key never: a URL ends up
+// in access logs and proxies' logs.
 func (s *Server) authorizePublish(c *gin.Context) error {
 	if s.cfg.PublishKey == "" {
 		return nil
 	}
-	cred := c.Query("token")
 	if h := c.GetHeader("Authorization"); h != "" { // where the publish key travels: it wins
-		cred, _ = bearer(h) // another scheme: none
-
+		cred, _ := bearer(h) // another scheme: none
+		return s.checkPublishCredential(channelOf(c), cred)
 	}
-	return s.checkPublishCredential(channelOf(c), cred)
+	if t := c.Query("token"); t != "" {
+		return s.checkPublishToken(channelOf(c), t)
+	}
+	return errUnauthorized
 }
 
 // authorizeFrame checks a WebSocket publish frame: open publishing, a
@@ -150,14 +153,20 @@ func (s *Server) authorizeFrame(channel, key string, a access) error {
 }
 
 // checkPublishCredential accepts the publish key or a token for channel that
-// grants publishing.
+// grants publishing. The key is tried first: a key may look like a token.
 func (s *Server) checkPublishCredential(channel, cred string) error {
 	if cred == "" {
 		return errUnauthorized
 	}
-	if !token.LooksLikeToken(cred) {
-		return s.checkKey(cred)
+	err := s.checkKey(cred)
+	if err == nil || !token.LooksLikeToken(cred) {
+		return err
 	}
+	return s.checkPublishToken(channel, cred)
+}
+
+// checkPublishToken accepts a token for channel that grants publishing.
+func (s *Server) checkPublishToken(channel, cred string) error {
 	claims, err := s.hosted.signer.Verify(cred)
 	if err != nil {
 		return err

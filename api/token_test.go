@@ -627,6 +627,8 @@ func TestTokenPublishGrant(t *testing.T) {
 		{"expired", "/channels/" + ch + "/messages", []string{"Authorization", "Bearer " + tkMint(t, tkSecret, ch, time.Now().Add(-time.Minute), true)}, http.StatusUnauthorized},
 		{"forged", "/channels/" + ch + "/messages", []string{"Authorization", "Bearer " + tkMint(t, "forger", ch, time.Now().Add(time.Hour), true)}, http.StatusUnauthorized},
 		{"header wins over query", "/channels/" + ch + "/messages?token=" + pub, []string{"Authorization", "Basic eDp5"}, http.StatusUnauthorized},
+		{"the key in the URL", "/channels/" + ch + "/messages?token=" + tkKey, nil, http.StatusUnauthorized},
+		{"the key in the URL of /chat", "/chat?token=" + tkKey, nil, http.StatusUnauthorized},
 	} {
 		resp, b := ts.post(t, c.path, "text/plain", []byte("by token"), c.header...)
 		if c.status == http.StatusCreated {
@@ -669,6 +671,28 @@ func TestTokenPublishGrant(t *testing.T) {
 	tkReadWS(t, conn) // conn sees it too
 	_ = ro.WriteJSON(map[string]string{"type": "publish", "content": "frame key", "key": tkKey})
 	tkExpectAckAndEcho(t, ro, "frame key")
+}
+
+// A publish key shaped like a token (two dots) is still the key: it
+// publishes over HTTP and in a WebSocket frame.
+func TestTokenShapedPublishKey(t *testing.T) {
+	const key = "my.secret.key"
+	ts := tkServer(t, func(c *api.Config) { c.PublishKey = key })
+	for _, path := range []string{"/channels/dots/messages", "/chat"} {
+		resp, b := ts.post(t, path, "text/plain", []byte("with the key"), "Authorization", "Bearer "+key)
+		assertStatus(t, resp, b, http.StatusCreated)
+		resp, b = ts.post(t, path, "text/plain", []byte("another"), "Authorization", "Bearer my.other.key")
+		if resp.StatusCode != http.StatusUnauthorized && resp.StatusCode != http.StatusForbidden {
+			t.Errorf("%s with a wrong dotted key: %d %s, want 401 or 403", path, resp.StatusCode, b)
+		}
+	}
+	conn, resp, b := tkDial(t, tkWSURL(ts.URL)+"/channels/dots/ws")
+	if conn == nil {
+		t.Fatalf("refused: %d %s", resp.StatusCode, b)
+	}
+	tkReadWS(t, conn) // the current message
+	_ = conn.WriteJSON(map[string]string{"type": "publish", "content": "frame with the key", "key": key})
+	tkExpectAckAndEcho(t, conn, "frame with the key")
 }
 
 // tkExpectAckAndEcho reads the ack and the sender's own copy, in either order.
