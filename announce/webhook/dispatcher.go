@@ -38,10 +38,11 @@ type Config struct {
 	Secret string
 	// Node names this node in the events.
 	Node string
-	// Queue bounds the deliveries waiting to be sent or retried (DefaultQueue);
-	// beyond it new events are dropped and counted.
+	// Queue bounds the deliveries waiting to be sent or retried, per
+	// receiver (DefaultQueue); beyond it new events are dropped and counted.
 	Queue int
-	// Workers is how many POSTs may be in flight at once (DefaultWorkers).
+	// Workers is how many POSTs may be in flight at once, per receiver
+	// (DefaultWorkers): a slow or dead receiver never delays the others.
 	Workers int
 	// Attempts is how often a delivery is tried before it counts as failed (DefaultAttempts).
 	Attempts int
@@ -55,9 +56,10 @@ type Config struct {
 }
 
 // Dispatcher queues events and POSTs them to the receivers. It implements
-// announce.Events; its methods never wait.
+// announce.Events; its methods never wait. Each receiver has a lane of its
+// own (queue and workers), so one that hangs or fails holds up only itself.
 type Dispatcher struct {
-	urls     []string
+	lanes    []*lane
 	secret   string
 	node     string
 	limit    int64
@@ -67,9 +69,7 @@ type Dispatcher struct {
 	client   *http.Client
 	log      *slog.Logger
 
-	jobs    chan job
-	pending atomic.Int64 // deliveries queued, in flight or waiting to retry
-	seq     atomic.Uint64
+	seq atomic.Uint64
 
 	ok, failed, dropped, retries atomic.Uint64
 
@@ -83,9 +83,16 @@ type Dispatcher struct {
 	workers  sync.WaitGroup
 }
 
+// lane is one receiver's queue; its workers send only its deliveries.
+type lane struct {
+	url     string
+	jobs    chan job
+	pending atomic.Int64 // deliveries queued, in flight or waiting to retry
+}
+
 type job struct {
 	ev      Event
-	url     string
+	lane    *lane
 	attempt int // tries made so far
 }
 
@@ -133,7 +140,6 @@ func New(cfg Config) (*Dispatcher, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	d := &Dispatcher{
-		urls:     append([]string(nil), cfg.URLs...),
 		secret:   cfg.Secret,
 		node:     cfg.Node,
 		limit:    int64(cfg.Queue),
@@ -142,15 +148,18 @@ func New(cfg Config) (*Dispatcher, error) {
 		timeout:  cfg.Timeout,
 		client:   cfg.Client,
 		log:      cfg.Logger,
-		jobs:     make(chan job, cfg.Queue),
 		waiting:  make(map[*time.Timer]job),
 		failing:  make(map[string]bool),
 		stop:     make(chan struct{}),
 	}
 	d.base, d.hardStop = context.WithCancel(context.Background())
-	for range cfg.Workers {
-		d.workers.Add(1)
-		go d.work()
+	for _, u := range cfg.URLs {
+		l := &lane{url: u, jobs: make(chan job, cfg.Queue)}
+		d.lanes = append(d.lanes, l)
+		for range cfg.Workers {
+			d.workers.Add(1)
+			go d.work(l)
+		}
 	}
 	return d, nil
 }
@@ -183,28 +192,37 @@ func (d *Dispatcher) Enqueue(ev Event) {
 	d.mu.Lock()
 	closing := d.closing
 	d.mu.Unlock()
-	for _, u := range d.urls {
-		if closing || d.pending.Add(1) > d.limit {
+	for _, l := range d.lanes {
+		if closing || l.pending.Add(1) > d.limit {
 			if !closing {
-				d.pending.Add(-1)
+				l.pending.Add(-1)
 			}
 			d.dropped.Add(1)
 			continue
 		}
-		d.jobs <- job{ev: ev, url: u} // never blocks: the channel holds limit jobs
+		l.jobs <- job{ev: ev, lane: l} // never blocks: the channel holds limit jobs
 	}
 }
 
-func (d *Dispatcher) work() {
+func (d *Dispatcher) work(l *lane) {
 	defer d.workers.Done()
 	for {
 		select {
 		case <-d.stop:
 			return
-		case j := <-d.jobs:
+		case j := <-l.jobs:
 			d.deliver(j)
 		}
 	}
+}
+
+// pending is the deliveries queued, in flight or waiting to retry, over all receivers.
+func (d *Dispatcher) pending() int64 {
+	var n int64
+	for _, l := range d.lanes {
+		n += l.pending.Load()
+	}
+	return n
 }
 
 // deliver makes one attempt and settles the job: done, failed, or a retry.
@@ -214,12 +232,12 @@ func (d *Dispatcher) deliver(j job) {
 	switch {
 	case err == nil && status < 300:
 		d.ok.Add(1)
-		d.pending.Add(-1)
-		d.recovered(j.url)
+		j.lane.pending.Add(-1)
+		d.recovered(j.lane.url)
 		return
 	case d.base.Err() != nil: // the hard stop cut it off
 		d.dropped.Add(1)
-		d.pending.Add(-1)
+		j.lane.pending.Add(-1)
 		return
 	case (err != nil || retryable(status)) && j.attempt < d.attempts:
 		d.retries.Add(1)
@@ -227,7 +245,7 @@ func (d *Dispatcher) deliver(j job) {
 		return
 	}
 	d.failed.Add(1)
-	d.pending.Add(-1)
+	j.lane.pending.Add(-1)
 	d.failedFinal(j, status, err)
 }
 
@@ -247,7 +265,7 @@ func (d *Dispatcher) post(j job) (int, error) {
 	}
 	ctx, cancel := context.WithTimeout(d.base, d.timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, j.url, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, j.lane.url, bytes.NewReader(body))
 	if err != nil {
 		return 0, err
 	}
@@ -277,7 +295,7 @@ func (d *Dispatcher) retryLater(j job) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.closing {
-		d.jobs <- j
+		j.lane.jobs <- j
 		return
 	}
 	var t *time.Timer
@@ -287,7 +305,7 @@ func (d *Dispatcher) retryLater(j job) {
 		delete(d.waiting, t)
 		d.mu.Unlock()
 		if ok {
-			d.jobs <- j // its slot is still counted in pending: it fits
+			j.lane.jobs <- j // its slot is still counted in pending: it fits
 		}
 	})
 	d.waiting[t] = j
@@ -295,8 +313,8 @@ func (d *Dispatcher) retryLater(j job) {
 
 func (d *Dispatcher) failedFinal(j job, status int, err error) {
 	d.mu.Lock()
-	first := !d.failing[j.url]
-	d.failing[j.url] = true
+	first := !d.failing[j.lane.url]
+	d.failing[j.lane.url] = true
 	d.mu.Unlock()
 	if !first {
 		return
@@ -306,7 +324,7 @@ func (d *Dispatcher) failedFinal(j job, status int, err error) {
 		reason = err.Error()
 	}
 	d.log.Warn("webhook delivery failed; later failures of this receiver are not logged until it recovers",
-		"url", j.url, "type", j.ev.Type, "tries", j.attempt, "reason", reason)
+		"url", j.lane.url, "type", j.ev.Type, "tries", j.attempt, "reason", reason)
 }
 
 func (d *Dispatcher) recovered(u string) {
@@ -332,7 +350,7 @@ type Stats struct {
 // Stats returns the dispatcher's counters.
 func (d *Dispatcher) Stats() Stats {
 	return Stats{OK: d.ok.Load(), Failed: d.failed.Load(), Dropped: d.dropped.Load(),
-		Retries: d.retries.Load(), Pending: d.pending.Load()}
+		Retries: d.retries.Load(), Pending: d.pending()}
 }
 
 // Close stops taking events and delivers what is queued: retries waiting
@@ -348,7 +366,7 @@ func (d *Dispatcher) Close(ctx context.Context) error {
 	for t, j := range d.waiting {
 		if t.Stop() { // else it fired and is about to requeue j itself
 			delete(d.waiting, t)
-			d.jobs <- j
+			j.lane.jobs <- j
 		}
 	}
 	d.mu.Unlock()
@@ -356,7 +374,7 @@ func (d *Dispatcher) Close(ctx context.Context) error {
 	tick := time.NewTicker(5 * time.Millisecond)
 	defer tick.Stop()
 	var err error
-	for d.pending.Load() > 0 && err == nil {
+	for d.pending() > 0 && err == nil {
 		select {
 		case <-tick.C:
 		case <-ctx.Done():
@@ -366,7 +384,11 @@ func (d *Dispatcher) Close(ctx context.Context) error {
 	d.hardStop()
 	close(d.stop)
 	d.workers.Wait()
-	if n := d.pending.Swap(0); n > 0 {
+	var n int64
+	for _, l := range d.lanes {
+		n += l.pending.Swap(0)
+	}
+	if n > 0 {
 		d.dropped.Add(uint64(n))
 		d.log.Warn("webhook deliveries abandoned at shutdown", "count", n)
 	}

@@ -315,6 +315,30 @@ func TestEveryURL(t *testing.T) {
 	}
 }
 
+// TestHungReceiverHoldsUpOnlyItself: with a receiver that never answers,
+// holding every worker it has, each event still reaches the healthy one.
+func TestHungReceiverHoldsUpOnlyItself(t *testing.T) {
+	release := make(chan struct{})
+	hung := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	defer hung.Close()
+	defer close(release)
+	healthy := &receiver{t: t}
+	sh := httptest.NewServer(healthy)
+	defer sh.Close()
+	d := newDispatcher(t, webhook.Config{URLs: []string{hung.URL, sh.URL}, Workers: 2, Timeout: time.Minute})
+	const events = 50
+	for i := range events {
+		d.Published(announce.Publication{Message: announce.Message{ID: uint64(i + 1), Channel: "news"}})
+	}
+	waitFor(t, "every event at the healthy receiver", func() bool { return len(healthy.events()) == events })
+}
+
 func TestNewValidates(t *testing.T) {
 	for _, urls := range [][]string{nil, {"ftp://x/"}, {"not a url"}, {"http://"}} {
 		if _, err := webhook.New(webhook.Config{URLs: urls}); err == nil {
