@@ -86,7 +86,14 @@ func (t *Tracker) emitter() {
 	for {
 		select {
 		case <-t.quit:
-			return
+			for { // what was queued before the stop, the last leaves among it
+				select {
+				case e := <-t.emitQ:
+					t.send(e)
+				default:
+					return
+				}
+			}
 		case e := <-t.emitQ:
 			t.send(e)
 		}

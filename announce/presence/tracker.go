@@ -388,8 +388,9 @@ func (t *Tracker) Stats() Stats {
 	return Stats{Sessions: n, EventsDropped: t.eventsDropped.Load(), ListenerDropped: t.listenerDropped.Load()}
 }
 
-// Close ends every session still present (Disconnected reaches the sinks:
-// a shutdown is a disconnection), removes this node's entries from the
+// Close ends every session still present (a leave event reaches every
+// node's listeners, Disconnected the sinks: a shutdown is a disconnection),
+// removes this node's entries from the
 // backend within ctx and closes it. A backend that cannot be reached is
 // logged, not returned: the entries then age out by themselves. Later calls
 // do nothing.
@@ -400,29 +401,20 @@ func (t *Tracker) Close(ctx context.Context) error {
 		return nil
 	}
 	t.closed = true
-	now := time.Now()
 	for k, ss := range t.sessions {
-		if ss.timer != nil {
-			ss.timer.Stop()
-		}
-		delete(t.sessions, k)
-		s := ss.Session
-		s.Time = now
-		for _, e := range t.sinks {
-			e.Disconnected(s)
-		}
+		t.removeLocked(k, ss) // a leave for every node's listeners, and the sinks
 	}
-	clear(t.local)
 	t.mu.Unlock()
-	close(t.quit)
-	t.cancel()
+	close(t.quit) // the emitter sends the leaves queued, then stops
 	waited := make(chan struct{})
 	go func() { t.wg.Wait(); close(waited) }()
 	select {
 	case <-waited:
+		t.cancel()
 	case <-ctx.Done():
 		// A backend call that ignores cancellation (a hung Redis) ends by
 		// its own timeout; the shutdown does not wait for it.
+		t.cancel()
 		t.log.Warn("presence: background work still running at the shutdown deadline")
 		return nil
 	}

@@ -268,6 +268,49 @@ func TestPresenceEventsAcrossNodes(t *testing.T) {
 	}
 }
 
+// TestPresenceLeavesWhenNodeStops: the observers of a node that stops leave,
+// and the other nodes' observers hear each of them go.
+func TestPresenceLeavesWhenNodeStops(t *testing.T) {
+	addr := testenv.Redis(t)
+	nodes := presenceNodes(t, addr, 2, func(c *serve.Config) { c.Presence.Events = true })
+	a, b := nodes[0], nodes[1]
+	sam := openStream(t, a.URL()+"/channels/room/events?name=sam")
+	if e := sam.nextPresence(t); e.Event != "join" || e.Name != "sam" {
+		t.Fatalf("own join: %+v", e)
+	}
+	awaitPresence(t, urls(a, b), "room", presence.Counts{SSE: 1}, "sam")
+	dialWSPresence(t, b.URL(), "/channels/room/ws?name=wendy")
+	openStream(t, b.URL()+"/channels/room/events?name=leo")
+	polled := make(chan error, 1)
+	go func() { // a long-poll: present from its poll until its grace ends
+		var m struct{ ID uint64 }
+		polled <- get(context.Background(), b.URL()+"/channels/room/status?name=paul", &m)
+	}()
+	left := map[string]bool{}
+	for len(left) < 3 {
+		e := sam.nextPresence(t)
+		if e.Event == "join" {
+			left[e.Name] = false
+		}
+	}
+	if err := b.stop(); err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		e := sam.nextPresence(t)
+		if e.Event != "leave" {
+			t.Fatalf("A heard %+v, want leaves", e)
+		}
+		left[e.Name] = true
+	}
+	if !left["wendy"] || !left["leo"] || !left["paul"] {
+		t.Fatalf("leaves heard: %v", left)
+	}
+	if err := <-polled; err != nil {
+		t.Errorf("the long-poll on the stopping node: %v", err)
+	}
+}
+
 // TestWebhooksPerNode: each node posts its own observers' events, named by
 // node, and a node's shutdown reports its observers disconnected.
 func TestWebhooksPerNode(t *testing.T) {
