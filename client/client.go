@@ -66,6 +66,9 @@ func New(cfg Config) (*Client, error) {
 	if u.RawQuery != "" || u.Fragment != "" {
 		return nil, fmt.Errorf("client: server URL %q: no query or fragment, please", cfg.Server)
 	}
+	if cfg.HTTPClient != nil && cfg.HTTPClient.Timeout != 0 {
+		return nil, errors.New("client: Config.HTTPClient.Timeout must be zero: it would cut every Server-Sent Events stream (requests are bounded by their contexts)")
+	}
 	c := &Client{base: u, key: cfg.Key, retries: cfg.Retries, http: cfg.HTTPClient}
 	if c.retries == 0 {
 		c.retries = DefaultRetries
@@ -87,6 +90,11 @@ func New(cfg Config) (*Client, error) {
 	}
 	return c, nil
 }
+
+// CloseIdleConnections closes the keep-alive connections the client's
+// requests left idle (its own transport's, or Config.HTTPClient's). Call it
+// when done with the client; subscriptions close with their Close.
+func (c *Client) CloseIdleConnections() { c.http.CloseIdleConnections() }
 
 // Server returns the server's base URL.
 func (c *Client) Server() string { return c.base.String() }

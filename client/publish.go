@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/announce/announce/announce"
 )
@@ -29,6 +30,9 @@ import (
 func (c *Client) Publish(ctx context.Context, channel, content string) (Message, error) {
 	if err := announce.ValidateChannel(channel); err != nil {
 		return Message{}, err
+	}
+	if !utf8.ValidString(content) { // json.Marshal would publish U+FFFD in its place
+		return Message{}, fmt.Errorf("client: %w", announce.ErrInvalidUTF8)
 	}
 	body, err := json.Marshal(struct {
 		Content string `json:"content"`

@@ -220,10 +220,11 @@ func (s *Subscription) consume(ctx context.Context, c conn, cursor **uint64) err
 		f, err := c.next()
 		if err != nil {
 			if *cursor == nil {
-				// Connected without a cursor and nothing came: the channel was
-				// empty, so everything it holds from now on is news.
-				zero := uint64(0)
-				*cursor = &zero
+				// Connected without a cursor and nothing came: the channel
+				// was empty, or the connection fell before its current
+				// message arrived. Resume from just before the current one:
+				// it comes next, then what is new, never the history.
+				*cursor = s.beforeCurrent(ctx)
 			}
 			return err
 		}
@@ -295,6 +296,23 @@ func (s *Subscription) storeWentBack(ctx context.Context, firstOfResumed bool, c
 		return false, fmt.Errorf("checking whether the server's store was reset: %w", err)
 	}
 	return info.Current.ID < cursor, nil
+}
+
+// beforeCurrent is the cursor just before the channel's current message (0
+// on an empty channel), or nil when the server cannot say: the next
+// connection then starts from the current message again.
+func (s *Subscription) beforeCurrent(ctx context.Context) *uint64 {
+	ctx, cancel := context.WithTimeout(ctx, handshakeTimeout)
+	defer cancel()
+	info, err := s.client.info(ctx, s.channel, s.opts.Token)
+	if err != nil {
+		return nil
+	}
+	c := info.Current.ID
+	if c > 0 {
+		c--
+	}
+	return &c
 }
 
 // emit reports e unless the buffer is full.

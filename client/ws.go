@@ -23,10 +23,11 @@ type wireMessage struct {
 	Channel string    `json:"channel"`
 	Content string    `json:"content"`
 	Time    time.Time `json:"time"`
+	Expired uint64    `json:"expired"`
 }
 
 func (w *wireMessage) message() Message {
-	return Message{ID: w.ID, Channel: w.Channel, Content: w.Content, Time: w.Time}
+	return Message{ID: w.ID, Channel: w.Channel, Content: w.Content, Time: w.Time, Expired: w.Expired}
 }
 
 // wsURL is the channel's WebSocket endpoint with the cursor.
