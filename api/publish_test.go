@@ -280,6 +280,9 @@ func TestPublishKey(t *testing.T) {
 				t.Errorf("%s with %q: status %d, want %d", path, auth.header, resp.StatusCode, auth.status)
 				continue
 			}
+			if got := resp.Header.Get("WWW-Authenticate"); auth.header == "" && got != `Bearer realm="announce"` {
+				t.Errorf("%s without a key: WWW-Authenticate %q, want the challenge without an error code (RFC 6750 3.1)", path, got)
+			}
 			assertError(t, resp, body, auth.status)
 		}
 	}
