@@ -24,6 +24,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/announce/announce/announce"
@@ -35,8 +36,9 @@ const (
 	DefaultTTL = time.Hour
 	MaxTTL     = 24 * time.Hour
 	MinTTL     = time.Second // exp has one-second precision
-	// MaxName is the longest holder name, in bytes.
-	MaxName = 128
+	// MaxName is the longest holder name, in bytes: 64 characters of any
+	// script (presence shows at most 64).
+	MaxName = 256
 )
 
 // Issuer is the iss claim of every token; tokens of other issuers sharing
@@ -241,8 +243,8 @@ func checkName(name string) error {
 		return fmt.Errorf("%w: name must be UTF-8 of at most %d bytes", ErrBadGrant, MaxName)
 	}
 	for _, r := range name {
-		if r < 0x20 || r == 0x7f {
-			return fmt.Errorf("%w: name must not contain control characters", ErrBadGrant)
+		if !unicode.IsPrint(r) { // what presence shows must be seen: no control or invisible characters
+			return fmt.Errorf("%w: name must be printable characters", ErrBadGrant)
 		}
 	}
 	return nil

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/announce/announce/announce"
@@ -128,6 +129,8 @@ func FuzzMintVerify(f *testing.F) {
 	f.Add("x", int64(0), false, "line\nbreak")
 	f.Add("x", int64(0), false, "\x7f")
 	f.Add("x", int64(0), false, "\u0085")
+	f.Add("x", int64(0), false, "\u200b") // invisible
+	f.Add("x", int64(0), false, strings.Repeat("é", 64))
 	f.Add("x", int64(0), false, "\xff")
 
 	s, err := token.NewSigner([]byte("secret"), func() time.Time { return fuzzNow })
@@ -175,14 +178,15 @@ func FuzzMintVerify(f *testing.F) {
 	})
 }
 
-// plainName reports whether name is a valid holder name: at most 128
-// bytes of UTF-8 without control characters (C0 and DEL).
+// plainName reports whether name is a valid holder name: at most MaxName
+// bytes of UTF-8, every character printable (no control, format or
+// separator other than the space).
 func plainName(name string) bool {
 	if len(name) > token.MaxName || !utf8.ValidString(name) {
 		return false
 	}
 	for _, r := range name {
-		if r < 0x20 || r == 0x7f {
+		if !unicode.IsPrint(r) {
 			return false
 		}
 	}
