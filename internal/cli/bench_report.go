@@ -93,10 +93,10 @@ func (c *benchCommon) rows(w io.Writer) {
 	fmt.Fprintf(w, "  observers\t%d connected of %d, %d failed\n", c.Connected, c.Observers, c.ConnectErrors)
 	fmt.Fprintf(w, "  connect\t%.2fs, %.0f connections/s\n", c.ConnectSeconds, c.ConnectRate)
 	if c.ServerRSSAfter > 0 {
-		fmt.Fprintf(w, "  server memory (RSS)\t%s before, %s after: %s per observer\n",
-			bytesText(c.ServerRSSBefore), bytesText(c.ServerRSSAfter), bytesText(c.BytesPerObserver))
-		fmt.Fprintf(w, "  server Go heap+stacks\t%s before, %s after: %s per observer\n",
-			bytesText(c.ServerGoBefore), bytesText(c.ServerGoAfter), bytesText(c.GoBytesPerObserver))
+		fmt.Fprintf(w, "  server memory (RSS)\t%s before, %s after: %s\n",
+			bytesText(c.ServerRSSBefore), bytesText(c.ServerRSSAfter), perObserverText(c.BytesPerObserver))
+		fmt.Fprintf(w, "  server Go heap+stacks\t%s before, %s after: %s\n",
+			bytesText(c.ServerGoBefore), bytesText(c.ServerGoAfter), perObserverText(c.GoBytesPerObserver))
 		fmt.Fprintf(w, "  server goroutines\t%.2f per observer; the server counts %.0f %s observers\n",
 			c.GoroutinesPerObserver, c.ServerObservers, c.Transport)
 	}
@@ -107,6 +107,15 @@ func (c *benchCommon) tail(w io.Writer) {
 	if c.FirstError != "" {
 		fmt.Fprintf(w, "  first error\t%s\n", c.FirstError)
 	}
+}
+
+// perObserverText is a memory cost per observer; a negative one is a server
+// that gave back more than the observers took meanwhile.
+func perObserverText(b float64) string {
+	if b < 0 {
+		return "below the noise per observer (run more observers for a figure)"
+	}
+	return bytesText(b) + " per observer"
 }
 
 func bytesText(b float64) string {
