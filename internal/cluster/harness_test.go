@@ -655,6 +655,19 @@ func (o *observer) runLog(ctx context.Context, base string) error {
 			}
 			return err
 		}
+		if len(msgs) > 0 && since > 0 {
+			var first struct{ ID uint64 }
+			if json.Unmarshal(msgs[0], &first) == nil && first.ID <= since {
+				// A cursor ahead of the channel is answered its current
+				// message: the store was reset, and every message it holds
+				// now is news. Read them from the start, as the Go client
+				// does, rather than take the current one alone.
+				o.mu.Lock()
+				o.cursor = ptr(0)
+				o.mu.Unlock()
+				continue
+			}
+		}
 		for _, m := range msgs {
 			o.frame(m)
 		}
