@@ -21,7 +21,25 @@ func (s *Server) bodyDeadline(c *gin.Context) {
 	if rc.SetReadDeadline(time.Now().Add(s.cfg.BodyTimeout)) != nil {
 		return
 	}
-	r.Body = &deadlineBody{ReadCloser: r.Body, rc: rc}
+	body := r.Body
+	r.Body = &deadlineBody{ReadCloser: body, rc: rc}
+	c.Next()
+	// net/http decides by the body's own type what to do with an unread
+	// rest (refuse to read a large one, close after an unanswered 100
+	// Continue): give it back.
+	r.Body = body
+}
+
+// limitBody bounds the request's body to max bytes: a declared length over
+// it is refused at once (413), before a byte is read or a 100 Continue
+// invites the upload; a body that grows past it stops there.
+func limitBody(c *gin.Context, max int64) error {
+	r := c.Request
+	if r.ContentLength > max {
+		return errBodyTooLarge
+	}
+	r.Body = http.MaxBytesReader(c.Writer, r.Body, max)
+	return nil
 }
 
 // deadlineBody lifts the read deadline once the whole body has been read:

@@ -16,7 +16,7 @@ import (
 // request after the timeout has long passed.
 func TestBodyTimeout(t *testing.T) {
 	t.Parallel()
-	const timeout = 300 * time.Millisecond
+	const timeout = 1500 * time.Millisecond // ample for the in-time half under -race and load
 	ts := newTestServer(t, func(c *api.Config) { c.BodyTimeout = timeout })
 	dial := func() (net.Conn, *bufio.Reader) {
 		conn, err := net.Dial("tcp", ts.Addr())
@@ -46,15 +46,39 @@ func TestBodyTimeout(t *testing.T) {
 
 	inTime, r := dial()
 	_, _ = io.WriteString(inTime, head+"hello")
-	time.Sleep(timeout / 3) // the second half comes later, still in time
+	time.Sleep(50 * time.Millisecond) // the second half comes later, still in time
 	_, _ = io.WriteString(inTime, "world")
 	resp, body = read(r)
 	assertStatus(t, resp, body, http.StatusCreated)
-	time.Sleep(2 * timeout) // past the body's deadline: the connection still serves
+	time.Sleep(timeout + 500*time.Millisecond) // past the body's deadline: the connection still serves
 	_, _ = io.WriteString(inTime, "GET /channels/slow/status?since=0 HTTP/1.1\r\nHost: x\r\n\r\n")
 	resp, body = read(r)
 	assertStatus(t, resp, body, http.StatusOK)
 	if m := decodeMessage(t, body); m.Content != "helloworld" {
 		t.Fatalf("stored %+v", m)
+	}
+}
+
+// A body declared larger than the limit is refused with 413 at once: no
+// 100 Continue invites it, and no deadline has to pass first.
+func TestDeclaredBodyTooLarge(t *testing.T) {
+	t.Parallel()
+	ts := newTestServer(t)
+	for _, path := range []string{"/channels/big/messages", "/chat", "/channels/big/tokens"} {
+		conn, err := net.Dial("tcp", ts.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+		_, _ = io.WriteString(conn, "POST "+path+" HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\n"+
+			"Content-Length: 99999999999\r\nExpect: 100-continue\r\n\r\n")
+		resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		conn.Close()
+		assertError(t, resp, body, http.StatusRequestEntityTooLarge)
 	}
 }

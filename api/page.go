@@ -13,7 +13,7 @@ import (
 
 var pages = template.Must(template.ParseFS(templates.FS, "*.html"))
 
-func assetsFS() http.FileSystem { return http.FS(assets.FS) }
+func assetsFS() http.FileSystem { return gin.OnlyFilesFS{FileSystem: http.FS(assets.FS)} } // files, no listings
 
 // pageData is what the demo page templates render.
 type pageData struct {

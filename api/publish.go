@@ -106,8 +106,10 @@ func (s *Server) readContent(c *gin.Context) (publishRequest, error) {
 }
 
 func (s *Server) readBody(c *gin.Context) (publishRequest, error) {
+	if err := limitBody(c, s.maxBody()); err != nil {
+		return publishRequest{}, err
+	}
 	r := c.Request
-	r.Body = http.MaxBytesReader(c.Writer, r.Body, s.maxBody())
 	ctype := r.Header.Get("Content-Type")
 	media := "text/plain"
 	if ctype != "" {

@@ -94,9 +94,10 @@ type grantRequest struct {
 // readGrant reads the optional JSON or form body of a token request.
 func readGrant(c *gin.Context) (token.Grant, error) {
 	var g token.Grant
-	r := c.Request
-	r.Body = http.MaxBytesReader(c.Writer, r.Body, maxTokenBody)
-	body, err := readAll(r.Body)
+	if err := limitBody(c, maxTokenBody); err != nil {
+		return g, err
+	}
+	body, err := readAll(c.Request.Body)
 	if err != nil {
 		return g, err
 	}
@@ -104,7 +105,7 @@ func readGrant(c *gin.Context) (token.Grant, error) {
 		return g, nil // every default
 	}
 	media := "application/json" // a body without a type: JSON, as curl --json sends
-	if ct := r.Header.Get("Content-Type"); ct != "" {
+	if ct := c.Request.Header.Get("Content-Type"); ct != "" {
 		if media, _, err = mime.ParseMediaType(ct); err != nil {
 			return g, errUnsupportedMedia
 		}

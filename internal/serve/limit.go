@@ -62,9 +62,13 @@ func refuse(c net.Conn) {
 	if isLivenessProbe(start[:n]) {
 		status, body = "200 OK", aliveBody
 	}
-	_, _ = io.WriteString(c, "HTTP/1.1 "+status+"\r\nContent-Type: application/json; charset=utf-8\r\n"+
-		"Cache-Control: no-store\r\nRetry-After: 1\r\nConnection: close\r\nContent-Length: "+
-		strconv.Itoa(len(body))+"\r\n\r\n"+body)
+	head := "HTTP/1.1 " + status + "\r\nContent-Type: application/json; charset=utf-8\r\n" +
+		"Cache-Control: no-store\r\nRetry-After: 1\r\nConnection: close\r\nContent-Length: " +
+		strconv.Itoa(len(body)) + "\r\n\r\n"
+	if bytes.HasPrefix(start[:n], []byte("HEAD ")) {
+		body = "" // a HEAD answer has the head alone
+	}
+	_, _ = io.WriteString(c, head+body)
 	if tc, ok := c.(*net.TCPConn); ok {
 		_ = tc.CloseWrite()
 	}

@@ -448,6 +448,15 @@ func TestProcessMaxConns(t *testing.T) {
 	if status, all := get("/healthz"); !strings.HasPrefix(status, "HTTP/1.1 200") || !strings.Contains(all, `"ok"`) {
 		t.Fatalf("GET /healthz on a sixth connection got %q; want 200", all)
 	}
+	if c, err := net.Dial("tcp", s.Addr); err == nil {
+		_, _ = io.WriteString(c, "HEAD /healthz HTTP/1.1\r\nHost: "+s.Addr+"\r\n\r\n")
+		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		all, _ := io.ReadAll(c)
+		c.Close()
+		if !strings.HasPrefix(string(all), "HTTP/1.1 200") || !strings.HasSuffix(string(all), "\r\n\r\n") {
+			t.Fatalf("HEAD /healthz on a sixth connection got %q; want 200 with no body", all)
+		}
+	}
 
 	polls[0].Close() // one of the five goes: a new connection is served
 	waitFor(t, 20*time.Second, "a place under the limit", func() bool {
