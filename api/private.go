@@ -210,7 +210,7 @@ func (s *Server) guardPage(c *gin.Context, channel string) bool {
 func failAuth(c *gin.Context, err error) {
 	if statusOf(err) == http.StatusUnauthorized {
 		desc := strings.ReplaceAll(err.Error(), `"`, "'")
-		if errors.Is(err, token.ErrMissing) || errors.Is(err, errUnauthorized) || errors.Is(err, errFrameUnauthorized) {
+		if errors.Is(err, token.ErrMissing) || errors.Is(err, errUnauthorized) {
 			// No credential: no error code (RFC 6750 3.1).
 			c.Header("WWW-Authenticate", `Bearer realm="announce"`)
 		} else {
