@@ -14,6 +14,7 @@ import (
 
 	"github.com/announce/announce/announce"
 	"github.com/announce/announce/announce/presence"
+	"github.com/announce/announce/announce/redis"
 	"github.com/announce/announce/api"
 	"github.com/announce/announce/internal/serve"
 )
@@ -42,6 +43,7 @@ func Serve(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	fs.DurationVar(&cfg.Presence.Grace, "presence-grace", presence.DefaultGrace, "how long a long-poll client stays present after its last poll")
 	fs.Var((*appendListFlag)(&cfg.Presence.Webhooks), "webhook", "URL receiving connected, disconnected and published events as signed JSON POSTs (repeatable, or comma-separated)")
 	fs.StringVar(&cfg.Presence.WebhookSecret, "webhook-secret", "", "secret of the webhooks' X-Announce-Signature (HMAC-SHA256 of the body)")
+	fs.Var((*listFlag)(&cfg.RedisSubscribe), "redis-subscribe", "comma-separated Redis pub/sub channels (name* for a pattern) whose raw PUBLISHes become announcements on the channel of that name; needs --redis")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	debugAddr := fs.String("debug-addr", "", "serve net/http/pprof on this address (e.g. 127.0.0.1:6060); off when empty")
 	fs.Usage = func() {
@@ -112,6 +114,10 @@ func validate(cfg serve.Config) error {
 		return errors.New("--memory and --redis exclude each other")
 	case cfg.Presence.Grace < 0:
 		return errors.New("--presence-grace must not be negative")
+	case len(cfg.RedisSubscribe) > 0 && cfg.Redis == "":
+		return errors.New("--redis-subscribe needs --redis")
+	case len(cfg.RedisSubscribe) > 0 && redis.ValidateIngestNames(cfg.RedisSubscribe, "") != nil:
+		return fmt.Errorf("--redis-subscribe: %w", redis.ValidateIngestNames(cfg.RedisSubscribe, ""))
 	case announce.ValidateChannel(cfg.PrivatePrefix+"x") != nil:
 		return errors.New("--private-prefix must be 1 to 63 of [A-Za-z0-9_.:-]")
 	}

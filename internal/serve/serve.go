@@ -47,6 +47,12 @@ type Config struct {
 
 	// Presence and webhooks (presence.go).
 	Presence PresenceConfig
+
+	// RedisSubscribe lists raw Redis pub/sub channels (a trailing * makes a
+	// pattern) whose messages become announcements (redis_extras.go).
+	RedisSubscribe []string
+	// RedisIngestLease is how long the ingesting node's lease lasts; zero: 5 s.
+	RedisIngestLease time.Duration
 }
 
 // Node is a running server.
@@ -64,6 +70,7 @@ type Node struct {
 	shutdownErr  error
 
 	presence presenceNode // presence.go
+	extras   redisExtras  // redis_extras.go
 }
 
 // Start opens the store, starts the hub and serves HTTP on cfg.Listen.
@@ -113,6 +120,10 @@ func Start(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	if err := n.startPresence(reg); err != nil {
+		n.close(context.Background())
+		return nil, err
+	}
+	if err := n.startRedisExtras(reg); err != nil {
 		n.close(context.Background())
 		return nil, err
 	}
@@ -268,7 +279,7 @@ func (f *freshConns) closeAll() {
 }
 
 func (n *Node) close(ctx context.Context) error {
-	err := n.stopPresence(ctx) // after the streams ended: their disconnections reach the webhooks
+	err := errors.Join(n.stopRedisExtras(), n.stopPresence(ctx)) // after the streams ended: their disconnections reach the webhooks
 	if n.hub != nil {
 		err = errors.Join(err, n.hub.Close(ctx))
 	}
