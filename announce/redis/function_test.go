@@ -154,3 +154,50 @@ func TestFunctionLibraryReloaded(t *testing.T) {
 		t.Fatalf("version after loading ours next to 99: %d %v", v, err)
 	}
 }
+
+// FuzzFunctionPublish: announce_publish accepts exactly the content
+// announce.ValidateContent accepts, and stores the JSON encoding/json writes.
+func FuzzFunctionPublish(f *testing.F) {
+	addr := testenv.Redis(f)
+	st, err := redis.Open(redis.Config{URL: "redis://" + addr, History: 1})
+	if err != nil {
+		f.Fatal(err)
+	}
+	defer st.Close()
+	const max = 64
+	lib, err := st.LoadLibrary(context.Background(), max, time.Hour)
+	if err != nil {
+		f.Fatal(err)
+	}
+	defer lib.Close()
+	raw := goredis.NewClient(&goredis.Options{Addr: addr})
+	defer raw.Close()
+	for _, s := range []string{"hi", "", "\xff", "\xed\x9f\xbf", "\xed\xa0\x80", "\xf4\x8f\xbf\xbf", "\xf4\x90\x80\x80",
+		"\xe0\x9f\xbf", "\xf0\x8f\xbf\xbf", "<&>\u2028\x00\x7f", "\"\\/", strings.Repeat("é", 33)} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, content string) {
+		id, err := fcall(raw, "fuzz", content)
+		if verr := announce.ValidateContent(content, max); verr != nil {
+			if err == nil {
+				t.Fatalf("FCALL accepted %q (id %d), which ValidateContent refuses: %v", content, id, verr)
+			}
+			return
+		}
+		if err != nil {
+			t.Fatalf("FCALL refused valid content %q: %v", content, err)
+		}
+		stored, err := raw.LIndex(context.Background(), "announce:{fuzz}:history", -1).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m announce.Message
+		if err := json.Unmarshal([]byte(stored), &m); err != nil {
+			t.Fatalf("stored %q: %v", stored, err)
+		}
+		want, _ := json.Marshal(m)
+		if m.ID != uint64(id) || m.Content != content || stored != string(want) {
+			t.Fatalf("content %q stored as %s, want %s", content, stored, want)
+		}
+	})
+}
