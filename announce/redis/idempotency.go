@@ -43,7 +43,7 @@ const (
 // Keys are bounded by time only (the TTL, 24h by default): their number is
 // bounded by the publish rate, and each costs about the message's JSON.
 type Idempotency struct {
-	client    *goredis.Client
+	client    goredis.UniversalClient
 	keys      keys
 	opTimeout time.Duration
 	ttl       time.Duration

@@ -55,7 +55,7 @@ func (c *Config) fill() error {
 // Store is an announce.Store in Redis; see the package doc for the key
 // layout. It is safe for concurrent use.
 type Store struct {
-	client    *goredis.Client
+	client    goredis.UniversalClient
 	keys      keys
 	history   int
 	opTimeout time.Duration
@@ -73,12 +73,12 @@ func Open(cfg Config) (*Store, error) {
 	if err := cfg.fill(); err != nil {
 		return nil, err
 	}
-	opt, err := parseURL(cfg.URL, cfg.OpTimeout)
+	client, err := newClient(cfg.URL, cfg.OpTimeout)
 	if err != nil {
 		return nil, err
 	}
 	return &Store{
-		client:    goredis.NewClient(opt),
+		client:    client,
 		keys:      keys{prefix: cfg.Prefix},
 		history:   cfg.History,
 		opTimeout: cfg.OpTimeout,
