@@ -87,3 +87,12 @@ bench-scale: build
 ## sizes: NODES, NODES_N, PROCS, NODES_MSGS, NODES_RATE. See docs/performance.md.
 bench-nodes: build
 	bash scripts/bench-nodes.sh
+
+## chaos: the chaos test of the Redis mode (internal/chaos): 3 announce nodes on one Redis,
+## publishers and observers of every transport, faults at random (kill -9 of a node, Redis
+## restart, a node's Redis link paused or cut) for CHAOS_DURATION, then a ledger check; prints
+## faults injected, acknowledged, lost, duplicated, reordered. `make test` runs it for 2 minutes.
+CHAOS_DURATION ?= 10m
+.PHONY: chaos
+chaos: test-deps
+	ANNOUNCE_CHAOS_DURATION=$(CHAOS_DURATION) $(GO) test -race -count=1 -timeout 0 -run '^TestChaos$$' -v ./internal/chaos/
