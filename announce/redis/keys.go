@@ -98,6 +98,12 @@ func newClient(url string, opTimeout time.Duration) (goredis.UniversalClient, er
 	return nil, fmt.Errorf("redis: unknown URL scheme %q (redis, redis+sentinel, redis+cluster)", scheme)
 }
 
+// isSentinel reports whether url is a Sentinel URL.
+func isSentinel(url string) bool {
+	scheme, _, _ := strings.Cut(url, "://")
+	return strings.HasSuffix(scheme, "+sentinel")
+}
+
 // tune sets the options every client of this package needs.
 func tune(contextTimeout *bool, maxRetries *int, opTimeout time.Duration, timeouts ...*time.Duration) {
 	// Honour the per-operation context deadline on the socket, so an op

@@ -41,9 +41,13 @@ func StartSentinel(t testing.TB) *Sentinel {
 		t.Fatalf("testenv: redis-sentinel not found on PATH (%v): run `make test`, which installs it, "+
 			"or install the Debian package redis-sentinel", err)
 	}
-	master := StartRedis(t)
+	// A master refuses writes while no replica follows it: the old master,
+	// once the sentinels promoted its replica, takes no write that the
+	// failover would throw away (see docs/operations.md).
+	safe := []string{"--min-replicas-to-write", "1", "--min-replicas-max-lag", "2"}
+	master := StartRedisWith(t, RedisOptions{AppendOnly: true, Args: safe})
 	host, port, _ := strings.Cut(master.Addr, ":")
-	replica := StartRedisWith(t, RedisOptions{Args: []string{"--replicaof", host, port}})
+	replica := StartRedisWith(t, RedisOptions{AppendOnly: true, Args: append([]string{"--replicaof", host, port}, safe...)})
 	s := &Sentinel{Redis: [2]*RedisServer{master, replica}, t: t}
 	waitUntil(t, "the replica to sync", func() (bool, error) {
 		info, err := redisInfo(replica.Addr, "replication")
@@ -118,15 +122,20 @@ func (s *Sentinel) Failover() {
 	})
 }
 
-// KillMaster kills the master (SIGKILL) and waits until the sentinels have
-// promoted the replica; the old master stays down.
-func (s *Sentinel) KillMaster() *RedisServer {
+// KillMaster kills the master (SIGKILL), waits until the sentinels have
+// promoted the replica, then starts the old master again and waits until
+// it replicates the new one (until then the new master refuses writes).
+func (s *Sentinel) KillMaster() {
 	s.t.Helper()
 	old := s.Master()
 	srv := s.Server(old)
 	srv.Stop()
 	s.waitNewMaster(old)
-	return srv
+	srv.Start()
+	waitUntil(s.t, "the old master to replicate the new one", func() (bool, error) {
+		info, err := redisInfo(old, "replication")
+		return strings.Contains(info, "role:slave") && strings.Contains(info, "master_link_status:up"), err
+	})
 }
 
 func (s *Sentinel) waitNewMaster(old string) {
