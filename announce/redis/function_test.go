@@ -33,6 +33,27 @@ func fcall(c *goredis.Client, channel, content string) (int64, error) {
 	return c.FCall(ctx, "announce_publish", []string{channel}, content).Int64()
 }
 
+// checkStored asserts that the channel's last history entry is message id
+// with content, in the bytes encoding/json writes for it, and returns it.
+func checkStored(t *testing.T, raw *goredis.Client, channel string, id int64, content string) announce.Message {
+	t.Helper()
+	stored, err := raw.LIndex(context.Background(), "announce:{"+channel+"}:history", -1).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m announce.Message
+	if err := json.Unmarshal([]byte(stored), &m); err != nil {
+		t.Fatalf("stored entry %q: %v", stored, err)
+	}
+	if want, _ := json.Marshal(m); stored != string(want) {
+		t.Fatalf("stored JSON differs from encoding/json:\n got %s\nwant %s", stored, want)
+	}
+	if m.ID != uint64(id) || m.Channel != channel || m.Content != content {
+		t.Fatalf("stored %+v, want id %d content %q", m, id, content)
+	}
+	return m
+}
+
 // TestFunctionPublishSharesTheSequence: FCALL and Append take ids from one
 // sequence, land in one history, and the stored JSON is the bytes
 // encoding/json writes for the message, for content that needs every kind
@@ -61,21 +82,7 @@ func TestFunctionPublishSharesTheSequence(t *testing.T) {
 		if id != int64(i+2) {
 			t.Fatalf("FCALL %q returned id %d, want %d", c, id, i+2)
 		}
-		stored, err := raw.LIndex(ctx, "announce:{news}:history", -1).Result()
-		if err != nil {
-			t.Fatal(err)
-		}
-		var m announce.Message
-		if err := json.Unmarshal([]byte(stored), &m); err != nil {
-			t.Fatalf("stored entry %q: %v", stored, err)
-		}
-		want, _ := json.Marshal(m)
-		if stored != string(want) {
-			t.Fatalf("stored JSON differs from encoding/json:\n got %s\nwant %s", stored, want)
-		}
-		if m.ID != uint64(id) || m.Channel != "news" || m.Content != c {
-			t.Fatalf("stored %+v, want id %d content %q", m, id, c)
-		}
+		m := checkStored(t, raw, "news", id, c)
 		if m.Time.Before(before) || m.Time.After(time.Now().Add(time.Second)) {
 			t.Fatalf("stored time %v is not now", m.Time)
 		}
@@ -187,17 +194,6 @@ func FuzzFunctionPublish(f *testing.F) {
 		if err != nil {
 			t.Fatalf("FCALL refused valid content %q: %v", content, err)
 		}
-		stored, err := raw.LIndex(context.Background(), "announce:{fuzz}:history", -1).Result()
-		if err != nil {
-			t.Fatal(err)
-		}
-		var m announce.Message
-		if err := json.Unmarshal([]byte(stored), &m); err != nil {
-			t.Fatalf("stored %q: %v", stored, err)
-		}
-		want, _ := json.Marshal(m)
-		if m.ID != uint64(id) || m.Content != content || stored != string(want) {
-			t.Fatalf("content %q stored as %s, want %s", content, stored, want)
-		}
+		checkStored(t, raw, "fuzz", id, content)
 	})
 }

@@ -134,7 +134,7 @@ func (i *Idempotency) lead(ctx context.Context, k, marker string, publish func(c
 		defer cancel()
 		_ = releaseScript.Run(rctx, i.client, []string{k}, marker).Err() // else it expires
 	}()
-	env, err = publish(ctx)
+	env, err = publish(context.WithValue(ctx, idemRecordKey{}, idemPending{key: k, marker: marker, ttl: i.ttl}))
 	if err == nil && env == nil {
 		err = errors.New("publish returned no message")
 	}
@@ -201,6 +201,16 @@ func decodeIdemRecord(raw string) (*announce.Envelope, error) {
 		return nil, err
 	}
 	return announce.NewEnvelope(m), nil
+}
+
+// idemRecordKey carries an idemPending from Do to Store.Append through the
+// hub's Publish, so the append script writes the record in its own step.
+type idemRecordKey struct{}
+
+// idemPending is the key a publish runs under and the caller's marker.
+type idemPending struct {
+	key, marker string
+	ttl         time.Duration
 }
 
 // newMarker returns a pending marker unique to one Do call.

@@ -3,6 +3,7 @@ package redis_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -216,5 +217,33 @@ func TestIdempotencyUnavailable(t *testing.T) {
 	})
 	if !errors.Is(err, announce.ErrUnavailable) {
 		t.Errorf("Do without Redis: %v, want ErrUnavailable", err)
+	}
+}
+
+// TestIdempotencyLostReplyReplays: the append writes the record in its own
+// step, so when its reply is lost (a timeout, a cut link, a node killed) a
+// retry under the same key answers the stored message instead of
+// publishing it a second time.
+func TestIdempotencyLostReplyReplays(t *testing.T) {
+	addr := testenv.Redis(t)
+	st := openStore(t, addr, redis.Config{Prefix: uniquePrefix()})
+	idem := st.Idempotency(time.Minute)
+	ctx := t.Context()
+	lost := func(ctx context.Context) (*announce.Envelope, error) {
+		if _, err := st.Append(ctx, "ch", "once", time.Now()); err != nil {
+			return nil, err
+		}
+		return nil, fmt.Errorf("%w: the reply was lost", announce.ErrUnavailable)
+	}
+	if _, _, err := idem.Do(ctx, "ch", "k1", "once", lost); err == nil {
+		t.Fatal("Do with a lost reply succeeded")
+	}
+	var runs atomic.Int64
+	env, replay, err := idem.Do(ctx, "ch", "k1", "once", publisher(st, "ch", "once", &runs))
+	if err != nil || !replay || env.ID != 1 || runs.Load() != 0 {
+		t.Fatalf("retry after a lost reply: %+v replay %v err %v, publishes %d; want id 1 replayed, no publish", env, replay, err, runs.Load())
+	}
+	if got, err := st.Since(ctx, "ch", 0, 0); err != nil || len(got) != 1 {
+		t.Fatalf("history holds %d messages (%v), want the one", len(got), err)
 	}
 }

@@ -21,12 +21,20 @@ import (
 //
 // It returns the new id. string.format('%d') rather than `..` on the number:
 // Lua 5.1 prints large numbers as 1.2e+14, which would not be JSON we want.
+//
+// With an Idempotency-Key (KEYS[3] its key, ARGV[4] the publishing call's
+// pending marker, ARGV[5] the record's TTL in ms) the record is written in
+// the same step, if the marker is still there: a retry after a lost reply
+// or a dead node then finds the message instead of publishing it again.
 const appendLua = `
 local id = redis.call('INCR', KEYS[1])
 local msg = '{"id":' .. string.format('%d', id) .. ARGV[1]
 redis.call('RPUSH', KEYS[2], msg)
 redis.call('LTRIM', KEYS[2], -tonumber(ARGV[2]), -1)
 redis.call('PUBLISH', ARGV[3], msg)
+if KEYS[3] and redis.call('GET', KEYS[3]) == ARGV[4] then
+  redis.call('SET', KEYS[3], '{"message":' .. msg .. '}', 'PX', ARGV[5])
+end
 return id
 `
 

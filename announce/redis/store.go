@@ -106,8 +106,13 @@ func (s *Store) Append(ctx context.Context, channel, content string, at time.Tim
 	}
 	ctx, cancel := s.op(ctx)
 	defer cancel()
-	id, err := s.runAppend(ctx, []string{s.keys.id(channel), s.keys.history(channel)},
-		tail, s.history, s.keys.topic(channel))
+	keys := []string{s.keys.id(channel), s.keys.history(channel)}
+	args := []any{tail, s.history, s.keys.topic(channel)}
+	if rec, ok := ctx.Value(idemRecordKey{}).(idemPending); ok {
+		keys = append(keys, rec.key)
+		args = append(args, rec.marker, rec.ttl.Milliseconds())
+	}
+	id, err := s.runAppend(ctx, keys, args...)
 	if err != nil {
 		if outcomeUnknown(err) {
 			s.log.Warn("redis append timed out; the message may still have been stored and published",

@@ -109,7 +109,12 @@ func TestRawIngestTwoNodesExactlyOnce(t *testing.T) {
 	if news := current(t, nodes[0], "feed.news"); news.ID != 1 || news.Content != "on feed.news" {
 		t.Fatalf("feed.news: %+v, want id 1", news)
 	}
-	total := metric(t, nodes[0].URL(), "announce_ingested_total") + metric(t, nodes[1].URL(), "announce_ingested_total")
+	// The counter moves just after the append, which the checks above saw.
+	var total float64
+	waitFor(t, settle, "the ingest counters to reach 53", func() bool {
+		total = metric(t, nodes[0].URL(), "announce_ingested_total") + metric(t, nodes[1].URL(), "announce_ingested_total")
+		return total >= 53
+	})
 	if total != 53 {
 		t.Fatalf("the nodes ingested %v messages in all, want 53", total)
 	}
