@@ -169,8 +169,8 @@ func (i *Idempotency) wait(ctx context.Context, k, content string) (env *announc
 		case errors.Is(err, goredis.Nil):
 			return nil, true, nil
 		case err != nil:
-			if ctx.Err() != nil {
-				return nil, false, ctx.Err()
+			if cerr := ended(ctx); cerr != nil {
+				return nil, false, cerr
 			}
 			return nil, false, unavailable("idempotency get", err)
 		case !strings.HasPrefix(raw, idemPendingPrefix):
@@ -189,6 +189,19 @@ func (i *Idempotency) wait(ctx context.Context, k, content string) (env *announc
 			return nil, false, ctx.Err()
 		}
 	}
+}
+
+// ended is ctx's error, or DeadlineExceeded once its deadline has passed:
+// the socket deadline (ContextTimeoutEnabled) can fire a moment before the
+// context's own timer marks it done.
+func ended(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if dl, ok := ctx.Deadline(); ok && !time.Now().Before(dl) {
+		return context.DeadlineExceeded
+	}
+	return nil
 }
 
 func decodeIdemRecord(raw string) (*announce.Envelope, error) {

@@ -247,3 +247,30 @@ func TestIdempotencyLostReplyReplays(t *testing.T) {
 		t.Fatalf("history holds %d messages (%v), want the one", len(got), err)
 	}
 }
+
+// TestIdempotencyLateAppendPublishesNothing: an append that reaches Redis
+// after its caller gave up and released the key's marker (a delayed
+// network) publishes nothing, so the retry's publish is the only one.
+func TestIdempotencyLateAppendPublishesNothing(t *testing.T) {
+	addr := testenv.Redis(t)
+	prefix := uniquePrefix()
+	st := openStore(t, addr, redis.Config{Prefix: prefix})
+	raw := rawClient(t, addr)
+	idem := st.Idempotency(time.Minute)
+	late := func(ctx context.Context) (*announce.Envelope, error) {
+		if err := raw.Del(ctx, prefix+"{ch}:idem:k1").Err(); err != nil { // released meanwhile
+			return nil, err
+		}
+		m, err := st.Append(ctx, "ch", "late", time.Now())
+		if err != nil {
+			return nil, err
+		}
+		return announce.NewEnvelope(m), nil
+	}
+	if env, _, err := idem.Do(t.Context(), "ch", "k1", "late", late); !errors.Is(err, announce.ErrUnavailable) {
+		t.Fatalf("a late append: %+v %v, want ErrUnavailable", env, err)
+	}
+	if got, err := st.Since(t.Context(), "ch", 0, 0); err != nil || len(got) != 0 {
+		t.Fatalf("history holds %d messages (%v) after a late append, want none", len(got), err)
+	}
+}

@@ -24,17 +24,18 @@ import (
 //
 // With an Idempotency-Key (KEYS[3] its key, ARGV[4] the publishing call's
 // pending marker, ARGV[5] the record's TTL in ms) the record is written in
-// the same step, if the marker is still there: a retry after a lost reply
-// or a dead node then finds the message instead of publishing it again.
+// the same step, so a retry after a lost reply or a dead node finds the
+// message instead of publishing it again; and without the marker in place
+// nothing is appended (-1): a script that reaches Redis late, after its
+// caller gave up and released the marker, cannot publish a second copy.
 const appendLua = `
+if KEYS[3] and redis.call('GET', KEYS[3]) ~= ARGV[4] then return -1 end
 local id = redis.call('INCR', KEYS[1])
 local msg = '{"id":' .. string.format('%d', id) .. ARGV[1]
 redis.call('RPUSH', KEYS[2], msg)
 redis.call('LTRIM', KEYS[2], -tonumber(ARGV[2]), -1)
 redis.call('PUBLISH', ARGV[3], msg)
-if KEYS[3] and redis.call('GET', KEYS[3]) == ARGV[4] then
-  redis.call('SET', KEYS[3], '{"message":' .. msg .. '}', 'PX', ARGV[5])
-end
+if KEYS[3] then redis.call('SET', KEYS[3], '{"message":' .. msg .. '}', 'PX', ARGV[5]) end
 return id
 `
 

@@ -120,6 +120,9 @@ func (s *Store) Append(ctx context.Context, channel, content string, at time.Tim
 		}
 		return announce.Message{}, unavailable("append", err)
 	}
+	if id < 0 {
+		return announce.Message{}, unavailable("append", errors.New("the Idempotency-Key's pending marker is gone (the publish came too late); nothing was published"))
+	}
 	m.ID = uint64(id)
 	return m, nil
 }

@@ -273,12 +273,13 @@ func check(t *testing.T, o *observer, l *ledger, f *figures) {
 			t.Errorf("%s: id %d after %d", o.name, m.ID, prev)
 		}
 		prev = m.ID
+		byID[m.ID] = m.Content
 		if id, dup := seen[m.Content]; dup {
 			f.duplicated++
 			t.Errorf("%s: %q as id %d and id %d", o.name, m.Content, id, m.ID)
 			continue // not a reordering too
 		}
-		seen[m.Content], byID[m.ID] = m.ID, m.Content
+		seen[m.Content] = m.ID
 		pub, seqText, _ := strings.Cut(m.Content, "-")
 		seq, _ := strconv.Atoi(seqText)
 		if last, ok := lastSeq[pub]; ok && seq <= last {
