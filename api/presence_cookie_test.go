@@ -154,3 +154,39 @@ func TestPresencePollFingerprints(t *testing.T) {
 		t.Fatalf("presence %+v, want 4 poll observers", got)
 	}
 }
+
+// TestPresencePollRenameEvents: a name the client adds to a cookied poll
+// renames its session: streaming observers hear a leave and a join, and
+// nothing for polls that keep the name, or move to another address.
+func TestPresencePollRenameEvents(t *testing.T) {
+	ts, _ := presenceServer(t, presence.Config{Events: true, Grace: time.Minute}) // none leaves during the test
+	ts.Publish(t, "rn", "one")
+	sse := openSSE(t, ts.URL+"/channels/rn/events?name=sam")
+	sse.expectIDs(t, 1)
+	if p := nextSSEPresence(t, sse); p.Event != "join" || p.Name != "sam" {
+		t.Fatalf("own join: %+v", p)
+	}
+	url := ts.URL + "/channels/rn/status?since=0"
+	cookie := pollVia(t, clientFrom(t, "127.0.0.1"), url)
+	if p := nextSSEPresence(t, sse); p != (presenceEvent{"join", "rn", "", "poll", presence.Counts{Poll: 1, SSE: 1}, 2}) {
+		t.Fatalf("the poll client's join: %+v", p)
+	}
+	header := []string{"Cookie", "announce-client=" + cookie}
+	pollVia(t, clientFrom(t, "127.0.0.2"), url, header...) // same name, another address: no event
+	pollVia(t, clientFrom(t, "127.0.0.1"), url+"&name=carl", header...)
+	if p := nextSSEPresence(t, sse); p != (presenceEvent{"leave", "rn", "", "poll", presence.Counts{SSE: 1}, 1}) {
+		t.Fatalf("the rename's leave: %+v", p)
+	}
+	if p := nextSSEPresence(t, sse); p != (presenceEvent{"join", "rn", "carl", "poll", presence.Counts{Poll: 1, SSE: 1}, 2}) {
+		t.Fatalf("the rename's join: %+v", p)
+	}
+	pollVia(t, clientFrom(t, "127.0.0.3"), url+"&name=carl", header...) // the same name again: no event
+	// The next event is a newcomer's: the polls above made none.
+	dialWS(t, ts, "/channels/rn/ws?name=wendy")
+	if p := nextSSEPresence(t, sse); p.Event != "join" || p.Name != "wendy" || p.Total != 3 {
+		t.Fatalf("after the polls %+v, want wendy's join (and nothing for the polls)", p)
+	}
+	if got := getPresence(t, ts, "rn"); !slices.Equal(got.Names, []string{"carl", "sam", "wendy"}) {
+		t.Fatalf("names %q", got.Names)
+	}
+}
