@@ -18,6 +18,12 @@ func poll(cookie, fingerprint, name string, issued bool) announce.Session {
 	return s
 }
 
+// pollOnce is one poll answered at once.
+func pollOnce(tr *presence.Tracker, p announce.Session) {
+	tr.Connected(p)
+	tr.Disconnected(p)
+}
+
 // nextEvent reads the listener's next event.
 func nextEvent(t *testing.T, l *presence.Listener) presence.Event {
 	t.Helper()
@@ -53,8 +59,7 @@ func TestPollCookieKeysTheSession(t *testing.T) {
 	tr.Disconnected(moved)
 	named := poll("c1", "fp-phone-carl", "carl", false)
 	for range 3 {
-		tr.Connected(named)
-		tr.Disconnected(named)
+		pollOnce(tr, named)
 	}
 	if got := tr.Local("news"); got.Poll != 1 || !slices.Equal(got.Names, []string{"carl"}) {
 		t.Fatalf("presence %+v, want one poll observer named carl", got)
@@ -95,18 +100,15 @@ func TestPollWithoutCookies(t *testing.T) {
 	tr := newTracker(t, presence.Config{Grace: time.Minute, Sinks: []announce.Events{rec}})
 	for i := range 40 {
 		p := poll("issued-"+string(rune('a'+i)), "fp-curl", "", true)
-		tr.Connected(p)
-		tr.Disconnected(p)
+		pollOnce(tr, p)
 	}
 	other := poll("issued-other", "fp-script", "", true)
-	tr.Connected(other)
-	tr.Disconnected(other)
+	pollOnce(tr, other)
 	if got := tr.Local("news"); got.Poll != 2 {
 		t.Fatalf("presence %+v, want 2 poll observers (two fingerprints)", got)
 	}
 	kept := poll("issued-"+string(rune('a'+39)), "fp-moved", "", false)
-	tr.Connected(kept)
-	tr.Disconnected(kept)
+	pollOnce(tr, kept)
 	if got := tr.Stats().Sessions; got != 2 {
 		t.Fatalf("%d sessions after the client kept its last cookie, want 2", got)
 	}
@@ -114,11 +116,9 @@ func TestPollWithoutCookies(t *testing.T) {
 	// before a restart) continues the session of its fingerprint when
 	// that one has no cookie presented yet, else begins one.
 	foreign := poll("foreign", "fp-script", "", false)
-	tr.Connected(foreign)
-	tr.Disconnected(foreign)
+	pollOnce(tr, foreign)
 	stranger := poll("stranger", "fp-curl", "", false)
-	tr.Connected(stranger)
-	tr.Disconnected(stranger)
+	pollOnce(tr, stranger)
 	if got := tr.Local("news"); got.Poll != 3 {
 		t.Fatalf("presence %+v, want 3 poll observers", got)
 	}
@@ -152,8 +152,7 @@ func TestPollSessionExpiresWithEveryKey(t *testing.T) {
 		t.Fatalf("%d sessions left", got)
 	}
 	again := poll("a", "fp", "", false)
-	tr.Connected(again)
-	tr.Disconnected(again)
+	pollOnce(tr, again)
 	waitFor(t, "the new session to expire", func() bool { return tr.Local("news").Empty() })
 	if got := rec.got(); !slices.Equal(got, []string{"connected a", "disconnected a", "connected a", "disconnected a"}) {
 		t.Fatalf("sinks got %q", got)
