@@ -204,7 +204,10 @@ func TestChaos(t *testing.T) {
 				on := o.node == i
 				o.mu.Unlock()
 				if on {
-					o.move <- (i + 1 + rng.IntN(nodeCount-1)) % nodeCount
+					select { // a move still pending takes it away from i as well
+					case o.move <- (i + 1 + rng.IntN(nodeCount-1)) % nodeCount:
+					default:
+					}
 				}
 			}
 			pause(time.Second, 4*time.Second)
