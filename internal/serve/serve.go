@@ -67,7 +67,7 @@ type Node struct {
 	shutdownOnce sync.Once
 	shutdownErr  error
 
-	presence presenceNode // presence.go
+	presence presenceNode  // presence.go
 	certs    *certReloader // tls_node.go; nil without TLS
 }
 
