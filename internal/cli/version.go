@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"flag"
 	"fmt"
 	"io"
 	"runtime"
@@ -19,7 +20,14 @@ var (
 
 // Version prints the version, the commit and the Go version.
 func Version(args []string, _ io.Reader, stdout, stderr io.Writer) int {
-	if len(args) > 0 {
+	fs := flag.NewFlagSet("announce version", flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: announce version (or announce --version)\n\nPrints the version, the commit and the Go version it was built with.\n")
+	}
+	if code, ok := parseArgs(fs, args, stdout, stderr, "announce version"); !ok {
+		return code
+	}
+	if fs.NArg() > 0 {
 		fmt.Fprintln(stderr, "announce version: takes no arguments")
 		return 2
 	}
