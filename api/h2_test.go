@@ -32,37 +32,12 @@ type h2Server struct {
 
 func newH2Server(t *testing.T, hubOpt func(*announce.Config), opts ...func(*api.Config)) *h2Server {
 	t.Helper()
-	hcfg := announce.Config{History: announce.DefaultHistory}
-	if hubOpt != nil {
-		hubOpt(&hcfg)
-	}
-	store := announce.NewMemoryStore(hcfg.History)
-	hcfg.Store = store
-	hub, err := announce.NewHub(hcfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := api.Config{Hub: hub}
-	for _, o := range opts {
-		o(&cfg)
-	}
-	s, err := api.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	hub, store, s := newHubAPI(t, hubOpt, opts...)
 	hs := httptest.NewUnstartedServer(s.Handler())
 	hs.Listener = s.Listener(hs.Listener)
 	hs.EnableHTTP2 = true
 	hs.StartTLS()
-	t.Cleanup(func() {
-		s.Shutdown()
-		hs.Close()
-		s.Wait()
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = hub.Close(ctx)
-		_ = store.Close()
-	})
+	closeAtCleanup(t, hub, store, s, hs)
 	return &h2Server{URL: hs.URL, Hub: hub, API: s, Client: hs.Client()}
 }
 

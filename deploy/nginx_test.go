@@ -20,9 +20,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gobwas/ws"
-	"github.com/gobwas/ws/wsutil"
-
 	"github.com/announce/announce/announce"
 	"github.com/announce/announce/client"
 	"github.com/announce/announce/internal/serve"
@@ -201,38 +198,11 @@ func (p *proxy) publish(t *testing.T, channel, content string) announce.Message 
 func TestNginxWebSocket(t *testing.T) {
 	p := startProxy(t)
 	p.publish(t, "ngx-ws", "before")
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	conn, br, _, err := ws.Dialer{TLSConfig: p.CA.ClientConfig()}.Dial(ctx, "wss://"+p.Addr+"/channels/ngx-ws/ws")
-	if err != nil {
-		t.Fatalf("WebSocket through nginx: %v", err)
-	}
-	defer conn.Close()
-	var r io.Reader = conn
-	if br != nil {
-		r = io.MultiReader(br, conn)
-	}
-	rw := struct {
-		io.Reader
-		io.Writer
-	}{r, conn}
-	read := func(want string) {
-		t.Helper()
-		_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-		for {
-			data, op, err := wsutil.ReadServerData(rw)
-			if err != nil {
-				t.Fatalf("reading the WebSocket for %q: %v", want, err)
-			}
-			if op == ws.OpText && bytes.Contains(data, []byte(want)) {
-				return
-			}
-		}
-	}
-	read("before")
+	w := testenv.DialWSS(t, "wss://"+p.Addr+"/channels/ngx-ws/ws", p.CA.ClientConfig())
+	w.Expect("before")
 	waitFor(t, "the WebSocket observer", func() bool { return p.Node.Hub().Stats().Observers(announce.WebSocket) == 1 })
 	p.publish(t, "ngx-ws", "live")
-	read("live")
+	w.Expect("live")
 }
 
 func TestNginxSSEResumesWithLastEventID(t *testing.T) {

@@ -2,7 +2,6 @@ package serve_test
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/tls"
 	"fmt"
@@ -17,9 +16,6 @@ import (
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/gobwas/ws"
-	"github.com/gobwas/ws/wsutil"
 
 	"github.com/announce/announce/announce"
 	"github.com/announce/announce/client"
@@ -148,40 +144,14 @@ func TestTLSWebSocketWithGobwas(t *testing.T) {
 	n, _, _ := tlsNode(t, ca, ca.Issue(t, 1, 24*time.Hour), serve.Config{})
 	hc := tlsClient(ca, true)
 	publishWith(t, hc, n.URL(), "wss", "before")
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	conn, br, _, err := ws.Dialer{TLSConfig: ca.ClientConfig()}.Dial(ctx, "wss://"+n.Addr()+"/channels/wss/ws")
-	if err != nil {
-		t.Fatalf("wss dial: %v", err)
+	w := testenv.DialWSS(t, "wss://"+n.Addr()+"/channels/wss/ws", ca.ClientConfig())
+	if tc, ok := w.Conn.(*tls.Conn); !ok || tc.ConnectionState().NegotiatedProtocol == "h2" {
+		t.Fatalf("the WebSocket connection is %T, want TLS over HTTP/1.1", w.Conn)
 	}
-	defer conn.Close()
-	if tc, ok := conn.(*tls.Conn); !ok || tc.ConnectionState().NegotiatedProtocol == "h2" {
-		t.Fatalf("the WebSocket connection is %T, want TLS over HTTP/1.1", conn)
-	}
-	rw := struct {
-		io.Reader
-		io.Writer
-	}{conn, conn}
-	if br != nil {
-		rw.Reader = io.MultiReader(br, conn)
-	}
-	read := func(want string) {
-		t.Helper()
-		_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
-		for {
-			data, op, err := wsutil.ReadServerData(rw)
-			if err != nil {
-				t.Fatalf("reading the wss stream for %q: %v", want, err)
-			}
-			if op == ws.OpText && bytes.Contains(data, []byte(want)) {
-				return
-			}
-		}
-	}
-	read("before")
+	w.Expect("before")
 	waitFor(t, 10*time.Second, "the WebSocket observer", func() bool { return n.Hub().Stats().Observers(announce.WebSocket) == 1 })
 	publishWith(t, hc, n.URL(), "wss", "after")
-	read("after")
+	w.Expect("after")
 }
 
 // A certificate replaced on disk, and one swapped in by SIGHUP, serve new
