@@ -189,6 +189,43 @@ func TestTLSCertificateReloadKeepsStreams(t *testing.T) {
 	}
 }
 
+// Past --max-conns a TLS client gets the 503 JSON answer over TLS, and a
+// node with an HTTP/2 stream open stops cleanly.
+func TestTLSMaxConnsAndShutdown(t *testing.T) {
+	ca := testenv.NewTestCA(t)
+	n, _, _ := tlsNode(t, ca, ca.Issue(t, 1, 24*time.Hour), serve.Config{MaxConns: 1})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, n.URL()+"/channels/full/events", nil)
+	stream, err := tlsClient(ca, true).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stream.Body.Close()
+	if stream.ProtoMajor != 2 {
+		t.Fatalf("stream over %s", stream.Proto)
+	}
+	resp, err := tlsClient(ca, false).Get(n.URL() + "/channels/full")
+	if err != nil {
+		t.Fatalf("the connection past --max-conns: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), "max-conns") {
+		t.Fatalf("past --max-conns: %d %s, want 503 JSON", resp.StatusCode, body)
+	}
+	ended := make(chan struct{})
+	go func() { _, _ = io.Copy(io.Discard, stream.Body); close(ended) }()
+	if err := n.Shutdown(); err != nil {
+		t.Fatalf("Shutdown with an HTTP/2 stream open: %v", err)
+	}
+	select {
+	case <-ended:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the HTTP/2 stream did not end at shutdown")
+	}
+}
+
 func TestTLSBadFilesFailStart(t *testing.T) {
 	ca := testenv.NewTestCA(t)
 	dir := t.TempDir()
