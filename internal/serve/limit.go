@@ -1,8 +1,8 @@
 package serve
 
 import (
-	"crypto/tls"
 	"bytes"
+	"crypto/tls"
 	"io"
 	"net"
 	"strconv"
