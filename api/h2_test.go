@@ -159,6 +159,35 @@ func TestH2LongPollWaitsAndTimesOut(t *testing.T) {
 		t.Fatalf("idle long-poll answered %q after %v, want the current message after the 2s timeout", b, took)
 	}
 	waitObservers(t, h.Hub, announce.Poll, 0)
+
+	// The log over h2: what came after a cursor, and a wait for the next.
+	resp = h.get(t, context.Background(), fmt.Sprintf("/channels/lp/messages?since=%d", m.ID))
+	b, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(b), "second") || strings.Contains(string(b), "first") {
+		t.Fatalf("the log after #%d over h2: %s", m.ID, b)
+	}
+	logged := make(chan string, 1)
+	go func() {
+		resp, err := h.Client.Get(fmt.Sprintf("%s/channels/lp/messages?since=%d&wait=10", h.URL, m.ID+1))
+		if err != nil {
+			logged <- err.Error()
+			return
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		logged <- string(b)
+	}()
+	waitObservers(t, h.Hub, announce.Poll, 1)
+	h.publish(t, "lp", "third")
+	select {
+	case s := <-logged:
+		if !strings.Contains(s, "third") {
+			t.Fatalf("the waiting log answered %q", s)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the waiting log was not answered")
+	}
 }
 
 // A client that stops reading fills HTTP/2's flow-control window; the

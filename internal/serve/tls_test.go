@@ -255,6 +255,23 @@ func TestTLSBadFilesFailStart(t *testing.T) {
 	}
 }
 
+// The real binary: ANNOUNCE_TLS_CERT and ANNOUNCE_TLS_KEY are the flags,
+// and a missing file stops the start with a message naming it.
+func TestProcessTLSEnvAndBadFile(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	missing := filepath.Join(dir, "missing-cert.pem")
+	out, code := runAnnounce(t, []string{"ANNOUNCE_TLS_CERT=" + missing, "ANNOUNCE_TLS_KEY=" + filepath.Join(dir, "key.pem")},
+		"serve", "--memory", "--listen", "127.0.0.1:0")
+	if code != 1 || !strings.Contains(out, missing) {
+		t.Fatalf("announce serve with a missing certificate: exit %d:\n%s", code, out)
+	}
+	out, code = runAnnounce(t, nil, "serve", "--memory", "--listen", "127.0.0.1:0", "--tls-cert", missing)
+	if code != 2 || !strings.Contains(out, "--tls-key") {
+		t.Fatalf("--tls-cert without --tls-key: exit %d:\n%s", code, out)
+	}
+}
+
 func TestTLSExpiringCertificateWarnsAndShowsInMetrics(t *testing.T) {
 	ca := testenv.NewTestCA(t)
 	logs := &lockedBuffer{}
