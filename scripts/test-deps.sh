@@ -45,6 +45,13 @@ wait_for_apt() {
 	done
 }
 
+# node runs announce.js's unit tests (node --test); it is not a Debian
+# package this script installs (Debian's is too old): install Node.js >= 20.
+if ! command -v node >/dev/null 2>&1; then
+	log "missing test dependency: node (Node.js >= 20, for clients/js's tests); install it from https://nodejs.org"
+	exit 1
+fi
+
 missing="$(missing_packages)"
 [ -z "$missing" ] && exit 0
 
