@@ -145,7 +145,8 @@ const transports = {
   longpoll(sub, gen) {
     let req, opened = false;
     const poll = () => {
-      const since = sub.lastId, wait = sub.o.pollWait || 25;
+      // The first request answers at once, so the connection is known to work.
+      const since = sub.lastId, wait = opened ? sub.o.pollWait || 25 : 0;
       req = sub._get("/messages", { since, limit: 100, wait }, (wait + 15) * 1000, (status, body, header) => {
         if (status != 200 || !Array.isArray(body)) return sub._drop(gen, { opened, status, header, body });
         if (!opened) { opened = true; sub._open(gen); }
