@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -208,6 +209,11 @@ func TestClientOfflineOnline(t *testing.T) {
 	n := startNode(t, serve.Config{})
 	b := newBrowser(t)
 	b.loadClient(n.URL())
+	b.do(chromedp.Evaluate[chromedp.Void](`(() => {
+  const RealWS = WebSocket;
+  window.sockets = [];
+  window.WebSocket = function (u) { const w = new RealWS(u); sockets.push(w); return w; };
+})()`))
 	b.subscribe("offline", `{since: 0}`)
 	b.waitClient("live", arriveTimeout, `sub.state == "live"`)
 	publishRange(t, n.URL(), "offline", 1, 3)
@@ -216,6 +222,10 @@ func TestClientOfflineOnline(t *testing.T) {
 	b.do(chromedp.Evaluate[chromedp.Void](`window.addEventListener("offline", () => { window.wentOffline = true; })`))
 	b.setOffline(true)
 	b.waitClient("the page to be offline", arriveTimeout, `window.wentOffline === true && !navigator.onLine`)
+	// Chromium keeps an open WebSocket on the loopback through the
+	// emulation, so the page cuts it as a lost network would.
+	b.do(chromedp.Evaluate[chromedp.Void](`sockets.forEach((w) => w.close())`))
+	b.waitClient("reconnecting offline to fail", resumeTimeout, `sub.state == "reconnecting" && sockets.length >= 3`)
 	publishRange(t, n.URL(), "offline", 4, 8)
 	b.setOffline(false)
 	b.waitIDs(8, resumeTimeout)
@@ -224,6 +234,9 @@ func TestClientOfflineOnline(t *testing.T) {
 	r := b.record()
 	checkIDs(t, "the client", r, 10)
 	t.Logf("states through offline and online: %v", r.States)
+	if !slices.Contains(r.States, "reconnecting:websocket") {
+		t.Errorf("the client never reconnected: states %v", r.States)
+	}
 	if r.State != "live" {
 		t.Errorf("state %q after coming back online (states %v)", r.State, r.States)
 	}
