@@ -355,3 +355,28 @@ func TestClientSharedTabs(t *testing.T) {
 	}
 }
 
+
+// TestDemoAutoPanel: the demo's fourth panel, announce.js (automatic),
+// goes live on the transport it chose, shows what is published, and
+// counts a reconnect and the replayed messages after a restart.
+func TestDemoAutoPanel(t *testing.T) {
+	dir := t.TempDir()
+	n1 := startNode(t, serve.Config{DataDir: dir})
+	addr := n1.Addr()
+	b := newBrowser(t)
+	b.open(n1.URL() + "/?channel=auto")
+	b.waitJS("the announce.js panel to be live", arriveTimeout, `document.getElementById("auto").getAttribute("data-state") === "live"`)
+	if tr := eval[string](b, `document.getElementById("auto").getAttribute("data-transport")`); tr != "websocket" {
+		t.Errorf("the announce.js panel chose %q, want websocket", tr)
+	}
+	publish(t, n1.URL(), "auto", "Before the restart", "")
+	b.waitJS("the message in the panel", arriveTimeout, `!!document.querySelector("#auto .log li[data-id='1']")`)
+
+	n1.shutdown(t)
+	b.waitJS("the panel to notice", resumeTimeout, `document.getElementById("auto").getAttribute("data-state") === "reconnecting"`)
+	n2 := startNode(t, serve.Config{DataDir: dir, Listen: addr})
+	publish(t, n2.URL(), "auto", "While it was away", "")
+	b.waitJS("the replayed message", resumeTimeout, `!!document.querySelector("#auto .log li[data-id='2']")`)
+	b.waitJS("the counters", arriveTimeout, `(() => { const p = document.getElementById("auto");
+	  return p.getAttribute("data-state") === "live" && p.getAttribute("data-reconnects") === "1" && p.getAttribute("data-messages") === "2"; })()`)
+}
