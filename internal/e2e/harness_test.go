@@ -75,6 +75,8 @@ type browser struct {
 
 	mu       sync.Mutex
 	messages []chromedp.ConsoleMessage
+
+	dump func() string // what describe shows on a page other than the demo
 }
 
 // newBrowser opens a tab and records the page's console. An exception the
@@ -167,6 +169,9 @@ func (b *browser) waitJS(what string, timeout time.Duration, expr string) {
 
 // describe dumps what the panels show, for failure messages.
 func (b *browser) describe() string {
+	if b.dump != nil {
+		return b.dump()
+	}
 	ctx, cancel := context.WithTimeout(b.ctx, 5*time.Second)
 	defer cancel()
 	raw, err := chromedp.Run(ctx, chromedp.Evaluate[[]byte](snapshotJS))
