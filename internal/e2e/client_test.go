@@ -323,7 +323,7 @@ func TestClientSharedTabs(t *testing.T) {
 		t.Fatal("no tab leads")
 	}
 
-	cancels[leader]() // closes the leader's tab
+	cancels[leader]()                          // closes the leader's tab
 	publishRange(t, n.URL(), "shared", 11, 30) // while another tab takes over
 	for i, tab := range tabs {
 		if i == leader {
