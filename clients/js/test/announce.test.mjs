@@ -1,6 +1,6 @@
 import { test, mock } from "node:test";
 import assert from "node:assert/strict";
-import { install, reset, net, until, pending, msg, record } from "./fakes.mjs";
+import { install, reset, net, until, pending, msg, record, fakeLocks } from "./fakes.mjs";
 
 install();
 // The page's window: online and visibilitychange are dispatched on it.
@@ -43,13 +43,13 @@ test("websocket: in order, no duplicate, resumes from lastId after a drop", asyn
   assert.deepEqual(r.states, ["live:websocket", "reconnecting:websocket", "live:websocket", "closed:websocket"]);
 });
 
-test("without since: the current message first, then the stream from its id", async () => {
+test("without since: the current message (from the channel's info) first, then the stream from its id", async () => {
   reset();
   const sub = announce.subscribe(channel());
   const r = record(sub);
-  const x = await until(() => pending("/status"), "the current message request");
-  assert.match(x.url, /\/channels\/c\/status\?since=0&timeout=0$/);
-  x.respond(200, msg(5));
+  const x = await until(() => pending("/channels/c"), "the channel's info");
+  assert.match(x.url, /^http:\/\/h\d+\.test\/channels\/c$/);
+  x.respond(200, { channel: "c", current: msg(5), observers: {} });
   assert.deepEqual(r.ids, [5]);
   const ws = await until(() => net.ws[0]);
   assert.match(ws.url, /since=5$/);
@@ -293,4 +293,41 @@ test("publish: a refusal rejects with the server's error and status", async () =
   assert.equal(x.headers["Idempotency-Key"], "same");
   x.respond(400, { error: "content is empty" });
   await assert.rejects(p, (e) => e.status == 400 && e.message == "content is empty");
+});
+
+test("shared: one tab leads and relays; a tab behind reads the gap from the log; another takes over when the leader closes", async () => {
+  reset();
+  Object.defineProperty(globalThis, "navigator", { value: { locks: fakeLocks() }, configurable: true, writable: true });
+  try {
+    const url = channel();
+    const a = announce.subscribe(url, { since: 0, shared: true });
+    const ra = record(a);
+    const ws = await until(() => net.ws[0], "the leader's WebSocket");
+    ws.open();
+    ws.deliver(msg(1));
+    ws.deliver(msg(2));
+
+    const b = announce.subscribe(url, { since: 0, shared: true });
+    const rb = record(b);
+    const fill = await until(() => pending("/messages?since=0&limit=2"), "the follower reading its gap");
+    fill.respond(200, [msg(1), msg(2)]);
+    await until(() => rb.ids.length == 2, "the follower's first two");
+    assert.equal(b.state, "live");
+    assert.equal(b.transport, "websocket");
+    ws.deliver(msg(3));
+    await until(() => rb.ids.length == 3, "the relayed message");
+    assert.equal(net.ws.length, 1, "one connection for both");
+
+    a.close();
+    const ws2 = await until(() => net.ws[1], "the new leader's WebSocket");
+    assert.match(ws2.url, /since=3$/);
+    ws2.open();
+    ws2.deliver(msg(4));
+    await until(() => rb.ids.length == 4);
+    assert.deepEqual(ra.ids, [1, 2, 3]);
+    assert.deepEqual(rb.ids, [1, 2, 3, 4]);
+    b.close();
+  } finally {
+    delete globalThis.navigator;
+  }
 });

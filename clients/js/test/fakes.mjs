@@ -90,3 +90,30 @@ export function record(sub) {
   sub.addEventListener("error", (e) => r.errors.push(e.detail));
   return r;
 }
+
+// fakeLocks is navigator.locks within one process: a lock goes to the
+// first request waiting for it once its holder's promise settles.
+export function fakeLocks() {
+  const queues = {};
+  const grant = (name) => {
+    const q = queues[name];
+    if (!q.length || q.held) return;
+    const r = q.shift();
+    q.held = true;
+    Promise.resolve(r.cb()).finally(() => { q.held = false; r.resolve(); grant(name); });
+  };
+  return {
+    request(name, opts, cb) {
+      const q = (queues[name] ||= []);
+      return new Promise((resolve, reject) => {
+        const r = { cb, resolve };
+        q.push(r);
+        opts.signal.addEventListener("abort", () => {
+          const i = q.indexOf(r);
+          if (i >= 0) { q.splice(i, 1); reject(new Error("AbortError")); }
+        });
+        grant(name);
+      });
+    },
+  };
+}
