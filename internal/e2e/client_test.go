@@ -131,6 +131,27 @@ func TestClientFallsBackToLongPoll(t *testing.T) {
 	}
 }
 
+// TestClientJSONP: the long-poll over JSONP (what a cross-origin page
+// whose browser lacks CORS gets) starts from the current message and reads
+// the log with nothing missed.
+func TestClientJSONP(t *testing.T) {
+	n := startNode(t, serve.Config{})
+	publishRange(t, n.URL(), "jsonp", 1, 3)
+	b := newBrowser(t)
+	b.loadClient(n.URL())
+	b.subscribe("jsonp", `{transports: ["longpoll"], jsonp: true}`)
+	b.waitIDs(1, arriveTimeout) // the current message, #3
+	publishRange(t, n.URL(), "jsonp", 4, 10)
+	b.waitIDs(8, arriveTimeout)
+	r := b.record()
+	if want := []uint64{3, 4, 5, 6, 7, 8, 9, 10}; !slices.Equal(r.IDs, want) || r.Dups != 0 {
+		t.Errorf("over JSONP the client got %v, want %v", r.IDs, want)
+	}
+	if n := eval[int](b, `document.querySelectorAll("script[src*=callback]").length`); n > 1 {
+		t.Errorf("%d JSONP script elements are left in the page; want at most the one waiting", n)
+	}
+}
+
 // TestClientBurstDuringSwitch: a live WebSocket is cut and WebSocket then
 // refused, and 195 messages are published in a burst while the client
 // falls back: it goes on over EventSource with every message once, in order.
@@ -323,8 +344,9 @@ func TestClientSharedTabs(t *testing.T) {
 		t.Fatal("no tab leads")
 	}
 
-	cancels[leader]()                          // closes the leader's tab
-	publishRange(t, n.URL(), "shared", 11, 30) // while another tab takes over
+	// Close the leader's tab, and publish while another tab takes over.
+	cancels[leader]()
+	publishRange(t, n.URL(), "shared", 11, 30)
 	for i, tab := range tabs {
 		if i == leader {
 			continue
