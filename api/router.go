@@ -79,6 +79,7 @@ type Server struct {
 	sessions     sessions      // told of the shutdown (sessions.go)
 	pool         *netpoll.Pool // runs the sessions' and deferred answers' work
 	handback     atomic.Value  // *handbackListener, once Listener wrapped one
+	acceptLogged atomic.Int64  // unix ns of the last accept error logged
 
 	hosted hosted        // private channels, tokens, idempotency (private.go)
 	pres   presenceState // presence and the events webhooks get (presence.go)
