@@ -88,6 +88,15 @@ func checkIDs(t *testing.T, who string, r record, n int) {
 	}
 }
 
+// checkEndsOn is checkIDs for a client that must have ended on transport.
+func checkEndsOn(t *testing.T, r record, n int, transport string) {
+	t.Helper()
+	checkIDs(t, "the "+transport+" client", r, n)
+	if r.Transport != transport {
+		t.Errorf("transport %q, want %s (states %v)", r.Transport, transport, r.States)
+	}
+}
+
 // publishRange publishes "Message from".."Message to".
 func publishRange(t *testing.T, base, channel string, from, to int) {
 	t.Helper()
@@ -124,11 +133,7 @@ func TestClientFallsBackToLongPoll(t *testing.T) {
 	b.waitJS("long-poll to be live", resumeTimeout, `sub.transport == "longpoll" && sub.state == "live"`)
 	publishRange(t, n.URL(), "fallback", 1, 20)
 	b.waitIDs(20, arriveTimeout)
-	r := b.record()
-	checkIDs(t, "the long-poll client", r, 20)
-	if r.Transport != "longpoll" {
-		t.Errorf("transport %q, want longpoll (states %v)", r.Transport, r.States)
-	}
+	checkEndsOn(t, b.record(), 20, "longpoll")
 }
 
 // TestClientJSONP: the long-poll over JSONP (what a cross-origin page
@@ -168,11 +173,7 @@ func TestClientBurstDuringSwitch(t *testing.T) {
 	b.do(chromedp.Evaluate[chromedp.Void](`window.blocked = true; sockets.forEach((w) => w.close())`))
 	publishRange(t, n.URL(), "burst", 6, 200) // while the client falls back
 	b.waitIDs(200, resumeTimeout)
-	r := b.record()
-	checkIDs(t, "the client", r, 200)
-	if r.Transport != "eventsource" {
-		t.Errorf("transport %q, want eventsource (states %v)", r.Transport, r.States)
-	}
+	checkEndsOn(t, b.record(), 200, "eventsource")
 }
 
 // TestClientServerRestart: the server restarts on the same data dir
