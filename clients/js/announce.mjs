@@ -1,7 +1,7 @@
 // announce.js, the browser client of announce: the best transport that works,
-// resume without a gap, one connection for all tabs. This module is the one
-// source; the server serves it as /announce.mjs and, wrapped, as the classic
-// script /announce.js. See docs/client.md.
+// resume without a gap, one connection for all tabs. This module and
+// transport.mjs are its source; the server joins them into /announce.mjs and,
+// wrapped, the classic script /announce.js (embed.go). See docs/client.md.
 
 import { G, ORDER, worked, split, withQuery, backoff, refreshAt, retryAfter, request, jsonp, crossOriginWithoutCORS, transports } from "./transport.mjs";
 
@@ -54,10 +54,9 @@ class Subscription extends EventTarget {
   }
 
   _setState(state) {
-    if (state == this.state && state != "live") return;
-    const changed = state != this.state;
+    if (state == this.state) return;
     this.state = state;
-    if (changed) this._emit("state", { state, transport: this.transport });
+    this._emit("state", { state, transport: this.transport });
   }
 
   // _stop ends the current connection and any timer; its late events are ignored.
