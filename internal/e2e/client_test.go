@@ -129,7 +129,7 @@ func TestClientFallsBackToLongPoll(t *testing.T) {
 	b := newBrowser(t)
 	b.loadClient(n.URL())
 	b.do(chromedp.Evaluate[chromedp.Void](blockJS))
-	b.subscribe("fallback", `{since: 0, timeout: 3000}`)
+	b.subscribe("fallback", `{since: 0}`)
 	b.waitJS("long-poll to be live", resumeTimeout, `sub.transport == "longpoll" && sub.state == "live"`)
 	publishRange(t, n.URL(), "fallback", 1, 20)
 	b.waitIDs(20, arriveTimeout)
@@ -165,7 +165,7 @@ func TestClientBurstDuringSwitch(t *testing.T) {
 	b := newBrowser(t)
 	b.loadClient(n.URL())
 	b.do(chromedp.Evaluate[chromedp.Void](keepSocketsJS))
-	b.subscribe("burst", `{since: 0, timeout: 3000}`)
+	b.subscribe("burst", `{since: 0}`)
 	b.waitJS("the WebSocket to be live", resumeTimeout, `sub.transport == "websocket" && sub.state == "live"`)
 
 	publishRange(t, n.URL(), "burst", 1, 5)
