@@ -186,7 +186,7 @@ func (s *Server) routes() *gin.Engine {
 	r.UnescapePathValues = true
 	r.HandleMethodNotAllowed = true
 	r.RedirectTrailingSlash = false
-	r.Use(gin.Recovery(), s.noStore, wellFormedQuery, s.bodyDeadline, s.cors.middleware)
+	r.Use(gin.Recovery(), s.noStore, wellFormedQuery, closeAfterChunked, s.bodyDeadline, s.cors.middleware)
 
 	// HEAD answers wherever GET does (RFC 9110 9.3.2): monitors and link
 	// checkers probe with it. Routes that wait or stream answer their
