@@ -25,6 +25,7 @@ test-deps:
 test: test-deps release
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 40m ./...
+	node --test clients/js/test/*.test.mjs
 
 ## fuzz: each Fuzz* target of each package for FUZZTIME (one at a time, as go test -fuzz needs)
 fuzz:

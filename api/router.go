@@ -186,7 +186,7 @@ func (s *Server) routes() *gin.Engine {
 	r.UnescapePathValues = true
 	r.HandleMethodNotAllowed = true
 	r.RedirectTrailingSlash = false
-	r.Use(gin.Recovery(), s.noStore, wellFormedQuery, s.bodyDeadline, s.cors.middleware)
+	r.Use(gin.Recovery(), s.noStore, wellFormedQuery, closeAfterChunked, s.bodyDeadline, s.cors.middleware)
 
 	// HEAD answers wherever GET does (RFC 9110 9.3.2): monitors and link
 	// checkers probe with it. Routes that wait or stream answer their
@@ -200,6 +200,7 @@ func (s *Server) routes() *gin.Engine {
 	get(r, "/readyz", s.readyz)
 	get(r, "/metrics", s.metrics.handler(s.cfg.Registry))
 	r.StaticFS("/assets", assetsFS())
+	s.clientRoutes(r) // /announce.js, /announce.mjs, /announce.d.ts (clientjs.go)
 	get(r, "/examples/:name", s.example)
 
 	ch := r.Group("/channels/:ch", s.channelName)

@@ -48,6 +48,14 @@ wait_for_apt() {
 	done
 }
 
+# node runs announce.js's unit tests (node --test, with its mock timers:
+# Node.js 20 or newer). This script does not install it (Debian's own
+# package may be older): it says what is missing.
+if ! command -v node >/dev/null 2>&1 || ! node -e 'process.exit(+process.versions.node.split(".")[0] >= 20 ? 0 : 1)'; then
+	log "missing test dependency: node >= 20 (for clients/js's tests; have: $(node --version 2>/dev/null || echo none)); install Node.js 20 or newer from https://nodejs.org"
+	exit 1
+fi
+
 missing="$(missing_packages)"
 [ -z "$missing" ] && exit 0
 

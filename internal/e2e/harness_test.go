@@ -75,11 +75,15 @@ type browser struct {
 
 	mu       sync.Mutex
 	messages []chromedp.ConsoleMessage
+	allowed  []string // console text a test provoked on purpose (allowConsole)
+
+	dump func() string // what describe shows on a page other than the demo
 }
 
 // newBrowser opens a tab and records the page's console. An exception the
-// page did not catch fails the test; console errors (a refused connection
-// while the server restarts) are only logged.
+// page did not catch, or a violation of a page's Content-Security-Policy
+// (csp_test.go), fails the test; other console errors (a refused
+// connection while the server restarts) are only logged.
 func newBrowser(t *testing.T) *browser {
 	t.Helper()
 	return newBrowserWith(t)
@@ -106,12 +110,33 @@ func newBrowserWith(t *testing.T, opts ...chromedp.ExecAllocatorOption) *browser
 		for _, m := range b.messages {
 			if m.IsException() {
 				t.Errorf("the page threw: %s", m)
+			} else if violatesCSP(m.Text) && !b.provoked(m.Text) {
+				t.Errorf("the page broke its policy: %s", m)
 			} else if t.Failed() || testing.Verbose() {
 				t.Logf("console: %s", m)
 			}
 		}
 	})
+	b.recordCSPViolations()
 	return b
+}
+
+// allowConsole lets console messages containing one of texts pass: the
+// test provoked them.
+func (b *browser) allowConsole(texts ...string) {
+	b.mu.Lock()
+	b.allowed = append(b.allowed, texts...)
+	b.mu.Unlock()
+}
+
+// provoked reports whether an allowed text is in s. Requires b.mu.
+func (b *browser) provoked(s string) bool {
+	for _, a := range b.allowed {
+		if strings.Contains(s, a) {
+			return true
+		}
+	}
+	return false
 }
 
 // do runs actions, each run bounded by actionTimeout.
@@ -173,6 +198,9 @@ func (b *browser) waitJS(what string, timeout time.Duration, expr string) {
 
 // describe dumps what the panels show, for failure messages.
 func (b *browser) describe() string {
+	if b.dump != nil {
+		return b.dump()
+	}
 	ctx, cancel := context.WithTimeout(b.ctx, 5*time.Second)
 	defer cancel()
 	raw, err := chromedp.Run(ctx, chromedp.Evaluate[[]byte](snapshotJS))
