@@ -70,7 +70,7 @@ func help(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 func usage(w io.Writer) {
 	fmt.Fprint(w, "Usage: announce [COMMAND] [flags]\n\nCommands:\n")
 	for _, c := range commandSummaries {
-		fmt.Fprintf(w, "  %-6s %s\n", c.name, c.summary)
+		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
 	}
 	fmt.Fprint(w, "\n`announce help COMMAND` (or `announce COMMAND --help`) lists its flags.\n")
 }
