@@ -4,6 +4,7 @@
 #   chromium      (Debian package chromium)      for the demo page tests
 #   redis-sentinel, php-cli, php-redis, python3-redis  for the Redis ingest,
 #                 function and Sentinel tests (the seeds' PHP and Python publishers)
+#   nginx         (Debian package nginx-light)   for the deploy/nginx.conf tests
 #
 # Quiet and quick when everything is there. Otherwise, as root with apt-get,
 # it installs the missing packages; without root or apt-get it exits 1 and
@@ -18,6 +19,7 @@ log() { printf 'test-deps: %s\n' "$*" >&2; }
 have_redis() { command -v redis-server >/dev/null 2>&1; }
 have_chromium() { [ -x /usr/bin/chromium ] || command -v chromium >/dev/null 2>&1; }
 have_php_redis() { command -v php >/dev/null 2>&1 && php -r 'exit(class_exists("Redis") ? 0 : 1);' >/dev/null 2>&1; }
+have_nginx() { [ -x /usr/sbin/nginx ] || command -v nginx >/dev/null 2>&1; }
 
 missing_packages() {
 	local missing=()
@@ -27,6 +29,7 @@ missing_packages() {
 	command -v php >/dev/null 2>&1 || missing+=(php-cli)
 	have_php_redis || missing+=(php-redis)
 	/usr/bin/python3 -c 'import redis' >/dev/null 2>&1 || missing+=(python3-redis)
+	have_nginx || missing+=(nginx-light)
 	echo "${missing[@]+"${missing[@]}"}"
 }
 
@@ -51,6 +54,14 @@ wait_for_apt() {
 		waited=$((waited + 2))
 	done
 }
+
+# node runs announce.js's unit tests (node --test, with its mock timers:
+# Node.js 20 or newer). This script does not install it (Debian's own
+# package may be older): it says what is missing.
+if ! command -v node >/dev/null 2>&1 || ! node -e 'process.exit(+process.versions.node.split(".")[0] >= 20 ? 0 : 1)'; then
+	log "missing test dependency: node >= 20 (for clients/js's tests; have: $(node --version 2>/dev/null || echo none)); install Node.js 20 or newer from https://nodejs.org"
+	exit 1
+fi
 
 missing="$(missing_packages)"
 [ -z "$missing" ] && exit 0
