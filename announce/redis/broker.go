@@ -66,8 +66,14 @@ const minBackoff = 50 * time.Millisecond
 // subscription is already live: everything published later arrives here,
 // everything earlier is in the history.
 type Broker struct {
+	// On Redis Cluster the Broker only routes each channel to the broker
+	// of its slot's master (broker_cluster.go); the fields below are then
+	// unused.
+	router *shardRouter
+
 	ps        *goredis.PubSub
-	client    goredis.UniversalClient
+	client    goredis.UniversalClient // nil for a shard's broker: the cluster client owns it
+	sharded   bool                    // SSUBSCRIBE rather than SUBSCRIBE
 	sink      announce.BrokerSink
 	keys      keys
 	opTimeout time.Duration
@@ -111,9 +117,18 @@ func NewBroker(cfg BrokerConfig, sink announce.BrokerSink) (*Broker, error) {
 	if err != nil {
 		return nil, err
 	}
+	if cc, ok := client.(*goredis.ClusterClient); ok {
+		return &Broker{router: newShardRouter(cc, cfg, sink)}, nil
+	}
+	return newBroker(cfg, sink, client.Subscribe(context.Background()), client), nil
+}
+
+// newBroker starts the reader of a broker on ps; cfg is filled. Close
+// closes owned unless it is nil.
+func newBroker(cfg BrokerConfig, sink announce.BrokerSink, ps *goredis.PubSub, owned goredis.UniversalClient) *Broker {
 	b := &Broker{
-		ps:        client.Subscribe(context.Background()),
-		client:    client,
+		ps:        ps,
+		client:    owned,
 		sink:      sink,
 		keys:      keys{prefix: cfg.Prefix},
 		opTimeout: cfg.OpTimeout,
@@ -126,16 +141,24 @@ func NewBroker(cfg BrokerConfig, sink announce.BrokerSink) (*Broker, error) {
 		done:      make(chan struct{}),
 	}
 	go b.read()
-	return b, nil
+	return b
 }
 
 // Healthy reports whether the subscription connection is up and answering.
-func (b *Broker) Healthy() bool { return b.healthy.Load() }
+func (b *Broker) Healthy() bool {
+	if b.router != nil {
+		return b.router.ping() == nil
+	}
+	return b.healthy.Load()
+}
 
 // Ping implements announce.Pinger for /readyz: nil while the subscription
 // connection is healthy. It does not touch the network, the reader keeps
 // the state current.
 func (b *Broker) Ping(context.Context) error {
+	if b.router != nil {
+		return b.router.ping()
+	}
 	if b.healthy.Load() {
 		return nil
 	}
@@ -146,19 +169,35 @@ func (b *Broker) Ping(context.Context) error {
 }
 
 // Reconnects counts connections re-established after a loss.
-func (b *Broker) Reconnects() uint64 { return b.reconnects.Load() }
+func (b *Broker) Reconnects() uint64 {
+	if b.router != nil {
+		return b.router.sum((*Broker).Reconnects) + b.router.retired.Load()
+	}
+	return b.reconnects.Load()
+}
 
 // Dropped counts pub/sub payloads that could not be decoded.
-func (b *Broker) Dropped() uint64 { return b.dropped.Load() }
+func (b *Broker) Dropped() uint64 {
+	if b.router != nil {
+		return b.router.sum((*Broker).Dropped)
+	}
+	return b.dropped.Load()
+}
 
 // Close implements announce.Broker: it stops the reader and closes the
 // connection. Watch and Unwatch must not be called after Close.
 func (b *Broker) Close() error {
+	if b.router != nil {
+		return b.router.close()
+	}
 	var err error
 	b.once.Do(func() {
 		close(b.quit)
 		err = b.ps.Close() // wakes the reader blocked on the socket
 		<-b.done
+		if b.client == nil {
+			return
+		}
 		if cerr := b.client.Close(); err == nil {
 			err = cerr
 		}
@@ -287,9 +326,9 @@ func (b *Broker) handle(msg any) {
 		b.sink.Deliver(m)
 	case *goredis.Subscription:
 		switch msg.Kind {
-		case "subscribe":
+		case "subscribe", "ssubscribe":
 			b.subscribed(msg.Channel)
-		case "unsubscribe":
+		case "unsubscribe", "sunsubscribe":
 			b.unsubscribed(msg.Channel)
 		}
 	case *goredis.Pong:

@@ -7,6 +7,8 @@ import (
 	"sync"
 	"time"
 
+	goredis "github.com/redis/go-redis/v9"
+
 	"github.com/announce/announce/announce"
 )
 
@@ -134,9 +136,14 @@ redis.register_function{function_name = 'announce_version', flags = {'no-writes'
 
 // libraryText is the library for a store of this prefix and history and a
 // content limit of maxMessage bytes.
-func libraryText(prefix string, history, maxMessage int) string {
+// On Redis Cluster it publishes by SPUBLISH, as Append does.
+func libraryText(prefix string, history, maxMessage int, cluster bool) string {
+	body := appendLua
+	if cluster {
+		body = sharded(appendLua)
+	}
 	return fmt.Sprintf(libraryLua, LibraryVersion, luaString(prefix), history, maxMessage,
-		appendLua, announce.MaxChannelName, announce.MaxChannelName)
+		body, announce.MaxChannelName, announce.MaxChannelName)
 }
 
 // luaString quotes s as a Lua string literal, any byte written as \ddd
@@ -176,7 +183,7 @@ func (s *Store) LoadLibrary(ctx context.Context, maxMessage int, interval time.D
 	if interval <= 0 {
 		interval = 5 * time.Second
 	}
-	l := &Library{store: s, text: libraryText(s.keys.prefix, s.history, maxMessage),
+	l := &Library{store: s, text: libraryText(s.keys.prefix, s.history, maxMessage, s.cluster),
 		quit: make(chan struct{}), done: make(chan struct{})}
 	if err := l.ensure(ctx); err != nil {
 		return nil, err
@@ -185,22 +192,36 @@ func (s *Store) LoadLibrary(ctx context.Context, maxMessage int, interval time.D
 	return l, nil
 }
 
-// loadedVersion returns the version of the library Redis has, 0 if none.
-func (l *Library) loadedVersion(ctx context.Context) (int64, error) {
-	v, err := l.store.client.FCallRO(ctx, "announce_version", nil).Int64()
+// eachMaster runs fn on the Redis, or on every master of a Cluster: a
+// Function library lives on each node, and an FCALL runs on the master of
+// its key's slot.
+func (l *Library) eachMaster(ctx context.Context, fn func(context.Context, goredis.Cmdable) error) error {
+	if cc, ok := l.store.client.(*goredis.ClusterClient); ok {
+		return cc.ForEachMaster(ctx, func(ctx context.Context, c *goredis.Client) error { return fn(ctx, c) })
+	}
+	return fn(ctx, l.store.client)
+}
+
+// loadedVersion returns the version of the library c has, 0 if none.
+func loadedVersion(ctx context.Context, c goredis.Cmdable) (int64, error) {
+	v, err := c.FCallRO(ctx, "announce_version", nil).Int64()
 	if err != nil && strings.Contains(err.Error(), "Function not found") {
 		return 0, nil
 	}
 	return v, err
 }
 
-// ensure loads the library unless Redis has it at a version above ours.
-// Replacing one of our own version rewrites the baked-in limits, so the
-// last node to start with other flags sets them.
+// ensure loads the library on every master unless it has it at a version
+// above ours. Replacing one of our own version rewrites the baked-in
+// limits, so the last node to start with other flags sets them.
 func (l *Library) ensure(ctx context.Context) error {
 	ctx, cancel := l.store.op(ctx)
 	defer cancel()
-	v, err := l.loadedVersion(ctx)
+	return l.eachMaster(ctx, l.ensureOn)
+}
+
+func (l *Library) ensureOn(ctx context.Context, c goredis.Cmdable) error {
+	v, err := loadedVersion(ctx, c)
 	if err != nil {
 		return fmt.Errorf("redis: function library: %w", err)
 	}
@@ -209,8 +230,22 @@ func (l *Library) ensure(ctx context.Context) error {
 			"loaded", v, "ours", LibraryVersion)
 		return nil
 	}
-	if err := l.store.client.FunctionLoadReplace(ctx, l.text).Err(); err != nil {
+	if err := c.FunctionLoadReplace(ctx, l.text).Err(); err != nil {
 		return fmt.Errorf("redis: FUNCTION LOAD of the announce library (Redis 7 or later needed): %w", err)
+	}
+	return nil
+}
+
+// reloadIfLost loads the library on c if c has none; Redis away is left
+// to the next tick.
+func (l *Library) reloadIfLost(ctx context.Context, c goredis.Cmdable) error {
+	if v, err := loadedVersion(ctx, c); err != nil || v != 0 {
+		return nil
+	}
+	if err := l.ensureOn(ctx, c); err != nil {
+		l.store.log.Warn("reloading the redis function library", "err", err)
+	} else {
+		l.store.log.Info("reloaded the redis function library", "version", LibraryVersion)
 	}
 	return nil
 }
@@ -227,16 +262,8 @@ func (l *Library) watch(interval time.Duration) {
 		case <-t.C:
 		}
 		ctx, cancel := l.store.op(context.Background())
-		v, err := l.loadedVersion(ctx)
+		_ = l.eachMaster(ctx, l.reloadIfLost)
 		cancel()
-		if err != nil || v != 0 {
-			continue // Redis away (the next tick retries) or the library in place
-		}
-		if err := l.ensure(context.Background()); err != nil {
-			l.store.log.Warn("reloading the redis function library", "err", err)
-		} else {
-			l.store.log.Info("reloaded the redis function library", "version", LibraryVersion)
-		}
 	}
 }
 

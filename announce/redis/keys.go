@@ -54,13 +54,15 @@ func unavailable(op string, err error) error {
 	return fmt.Errorf("%w: redis %s: %w", announce.ErrUnavailable, op, err)
 }
 
-// newClient connects to the --redis URL, in one of two forms:
+// newClient connects to the --redis URL, in one of three forms:
 //
 //	redis://[user:pass@]host:port[/db]            one Redis (rediss:// for TLS)
 //	redis+sentinel://[user:pass@]host:port[/db]?master_name=NAME[&addr=host:port...]
 //	                                              Sentinel: the hosts are sentinels
+//	redis+cluster://[user:pass@]host:port[?addr=host:port...]
+//	                                              Cluster: any of its nodes as seeds
 //
-// (rediss+sentinel:// with TLS.) The options are
+// (rediss+sentinel:// and rediss+cluster:// with TLS.) The options are
 // tuned for this package whatever the form.
 func newClient(url string, opTimeout time.Duration) (goredis.UniversalClient, error) {
 	if url == "" {
@@ -91,11 +93,25 @@ func newClient(url string, opTimeout time.Duration) (goredis.UniversalClient, er
 		tune(&opt.ContextTimeoutEnabled, &opt.MaxRetries, opTimeout, &opt.DialTimeout, &opt.ReadTimeout, &opt.WriteTimeout)
 		return goredis.NewFailoverClient(opt), nil
 	case "cluster":
-		// Sharded pub/sub and per-channel schedules are not there yet: a
-		// half-working Cluster mode would lose schedules quietly.
-		return nil, errors.New("redis: Redis Cluster is not supported yet; use one Redis or Sentinel")
+		opt, err := goredis.ParseClusterURL(plain)
+		if err != nil {
+			return nil, fmt.Errorf("redis: cluster URL: %w", err)
+		}
+		tune(&opt.ContextTimeoutEnabled, &opt.MaxRetries, opTimeout, &opt.DialTimeout, &opt.ReadTimeout, &opt.WriteTimeout)
+		// No redirects either: go-redis retries a command on another node
+		// after a network error through the same loop that follows MOVED,
+		// which could run an append twice. A MOVED (resharding, failover)
+		// fails the one op with 503 and makes the client reload the slots.
+		opt.MaxRedirects = -1
+		return goredis.NewClusterClient(opt), nil
 	}
 	return nil, fmt.Errorf("redis: unknown URL scheme %q (redis, redis+sentinel, redis+cluster)", scheme)
+}
+
+// isCluster reports whether url is a Redis Cluster URL.
+func isCluster(url string) bool {
+	scheme, _, _ := strings.Cut(url, "://")
+	return strings.HasSuffix(scheme, "+cluster")
 }
 
 // isSentinel reports whether url is a Sentinel URL.

@@ -33,8 +33,8 @@ import (
 // schedule is still due and the next poll, on any node, fires it).
 //
 // Unlike Append's keys, a firing touches the global schedule keys and the
-// channel's keys together, which needs a single Redis (or a cluster with
-// every key in one slot): the store talks to one Redis anyway.
+// channel's keys together, which needs a single Redis; on Redis Cluster
+// the schedule keys are the channel's own instead (schedule_cluster.go).
 //
 // Each node compares schedule times with its own clock: keep the nodes'
 // clocks in sync (NTP), or a fast one fires early.
@@ -94,6 +94,9 @@ func decodeRecord(raw string) (announce.Scheduled, error) {
 func score(t time.Time) string { return strconv.FormatInt(t.UnixMilli(), 10) }
 
 func (s *Store) scheduleKeys(channel string) []string {
+	if s.cluster { // the channel's set is its due set too
+		return []string{s.keys.scheduledOn(channel), s.keys.dataOn(channel), s.keys.scheduledOn(channel)}
+	}
 	return []string{s.keys.scheduleDue(), s.keys.scheduleData(), s.keys.scheduledOn(channel)}
 }
 
@@ -163,7 +166,12 @@ return out
 //
 // A claim checks the record's start, `{"expire":N,`: the channel's expiry
 // id may hold a newer expiry by now, which is not the one to take.
-var fireScript = goredis.NewScript(`
+var fireScript = goredis.NewScript(fireLua)
+
+// shardedFireScript is fireScript on Redis Cluster.
+var shardedFireScript = goredis.NewScript(sharded(fireLua))
+
+const fireLua = `
 if ARGV[1] == '1' then
   local rec = redis.call('HGET', KEYS[2], ARGV[2])
   local head = '{"expire":' .. ARGV[3] .. ','
@@ -184,7 +192,7 @@ if ARGV[7] ~= '' then
   redis.call('ZADD', KEYS[3], ARGV[8], ARGV[7])
 end
 return id
-`)
+`
 
 // Schedule implements announce.ScheduleStore.
 func (s *Store) Schedule(ctx context.Context, sc announce.Scheduled, max int) error {
@@ -194,12 +202,20 @@ func (s *Store) Schedule(ctx context.Context, sc announce.Scheduled, max int) er
 	}
 	ctx, cancel := s.op(ctx)
 	defer cancel()
+	if s.cluster { // index first: a node dying after the script leaves it findable
+		if err := s.touch(ctx, sc.Channel, score(sc.At)); err != nil {
+			return err
+		}
+	}
 	ok, err := scheduleScript.Run(ctx, s.client, s.scheduleKeys(sc.Channel), sc.ID, score(sc.At), rec, max).Int()
 	if err != nil {
 		return unavailable("schedule", err)
 	}
 	if ok == 0 {
 		return announce.ErrTooManyScheduled
+	}
+	if s.cluster { // and again, against a Due that read the channel before the script
+		return s.touch(ctx, sc.Channel, score(sc.At))
 	}
 	return nil
 }
@@ -246,6 +262,9 @@ func (s *Store) Pending(ctx context.Context, channel string, limit int) ([]annou
 // millisecond of the scores, and schedule times are whole milliseconds, so
 // nothing is returned before its time.
 func (s *Store) Due(ctx context.Context, now time.Time, limit int) ([]announce.Scheduled, time.Time, error) {
+	if s.cluster {
+		return s.clusterDue(ctx, now, limit)
+	}
 	ctx, cancel := s.op(ctx)
 	defer cancel()
 	if limit <= 0 {
@@ -259,13 +278,9 @@ func (s *Store) Due(ctx context.Context, now time.Time, limit int) ([]announce.S
 	if len(raws) == 0 {
 		return nil, time.Time{}, fmt.Errorf("redis: due script answered nothing")
 	}
-	var next time.Time
-	if raws[0] != "" {
-		ms, err := strconv.ParseFloat(raws[0], 64)
-		if err != nil {
-			return nil, time.Time{}, fmt.Errorf("redis: due score %q: %w", raws[0], err)
-		}
-		next = time.UnixMilli(int64(ms)).UTC()
+	next, err := parseScore(raws[0])
+	if err != nil {
+		return nil, time.Time{}, err
 	}
 	var due []announce.Scheduled
 	for _, raw := range raws[1:] {
@@ -304,8 +319,17 @@ func (s *Store) Fire(ctx context.Context, f announce.Firing) (announce.Message, 
 	}
 	ctx, cancel := s.op(ctx)
 	defer cancel()
+	script := fireScript
+	if s.cluster {
+		script = shardedFireScript
+		if expID != "" { // the expiry is a new schedule: indexed as Schedule does
+			if err := s.touch(ctx, f.Channel, expScore); err != nil {
+				return announce.Message{}, false, err
+			}
+		}
+	}
 	keys := append(s.scheduleKeys(f.Channel), s.keys.id(f.Channel), s.keys.history(f.Channel))
-	id, err := fireScript.Run(ctx, s.client, keys,
+	id, err := script.Run(ctx, s.client, keys,
 		claim, f.ID, strconv.FormatUint(f.Expire, 10),
 		tail, s.history, s.keys.topic(f.Channel),
 		expID, expScore, expTail).Int64()
@@ -319,5 +343,12 @@ func (s *Store) Fire(ctx context.Context, f announce.Firing) (announce.Message, 
 		return announce.Message{}, false, nil
 	}
 	m.ID = uint64(id)
+	if s.cluster && expID != "" {
+		if err := s.touch(ctx, f.Channel, expScore); err != nil {
+			// The message is out; the expiry is indexed by the first touch
+			// unless a Due settled the channel in between.
+			s.log.Warn("redis: indexing a scheduled expiry", "channel", f.Channel, "err", err)
+		}
+	}
 	return m, true, nil
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"strings"
 
 	goredis "github.com/redis/go-redis/v9"
 
@@ -39,7 +40,19 @@ if KEYS[3] then redis.call('SET', KEYS[3], '{"message":' .. msg .. '}', 'PX', AR
 return id
 `
 
-var appendScript = goredis.NewScript(appendLua)
+var (
+	appendScript        = goredis.NewScript(appendLua)
+	shardedAppendScript = goredis.NewScript(sharded(appendLua))
+)
+
+// sharded turns a script's PUBLISH into SPUBLISH, for Redis Cluster: a
+// shard channel's messages reach only the nodes of its slot's shard, where
+// the broker subscribes (broker_cluster.go), instead of every node of the
+// cluster. The topic carries the channel's hash tag, so it is in the slot
+// of the keys the script writes, as Cluster requires.
+func sharded(lua string) string {
+	return strings.Replace(lua, "redis.call('PUBLISH'", "redis.call('SPUBLISH'", 1)
+}
 
 // sinceScript returns the history entries with id > since, oldest first, at
 // most limit of them (limit <= 0: all). The history holds consecutive ids

@@ -57,6 +57,7 @@ func (c *Config) fill() error {
 type Store struct {
 	client    goredis.UniversalClient
 	confirm   bool // Sentinel: a write counts once a replica has it (WAIT 1)
+	cluster   bool // Redis Cluster: sharded pub/sub, per-channel schedules
 	keys      keys
 	history   int
 	opTimeout time.Duration
@@ -81,6 +82,7 @@ func Open(cfg Config) (*Store, error) {
 	return &Store{
 		client:    client,
 		confirm:   isSentinel(cfg.URL),
+		cluster:   isCluster(cfg.URL),
 		keys:      keys{prefix: cfg.Prefix},
 		history:   cfg.History,
 		opTimeout: cfg.OpTimeout,
@@ -132,6 +134,9 @@ func (s *Store) Append(ctx context.Context, channel, content string, at time.Tim
 // acknowledged but had not yet sent when a failover promotes the replica,
 // so a publish is acknowledged only once a replica has it.
 func (s *Store) runAppend(ctx context.Context, keys []string, args ...any) (int64, error) {
+	if s.cluster {
+		return shardedAppendScript.Run(ctx, s.client, keys, args...).Int64()
+	}
 	if !s.confirm {
 		return appendScript.Run(ctx, s.client, keys, args...).Int64()
 	}

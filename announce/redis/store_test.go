@@ -71,7 +71,6 @@ func TestOpenValidates(t *testing.T) {
 		"NoScheme":     {URL: "localhost:6379"},
 		"UnknownMode":  {URL: "redis+bogus://localhost:6379"},
 		"NoMasterName": {URL: "redis+sentinel://localhost:26379"},
-		"Cluster":      {URL: "redis+cluster://localhost:7000"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			if s, err := redis.Open(cfg); err == nil {

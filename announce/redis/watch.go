@@ -42,6 +42,9 @@ type watch struct {
 // the same channel). On error the channel is not watched; the error wraps
 // announce.ErrUnavailable when Redis cannot be reached.
 func (b *Broker) Watch(ctx context.Context, channel string) error {
+	if b.router != nil {
+		return b.router.watch(ctx, channel)
+	}
 	topic := b.keys.topic(channel)
 	w, err := b.subscribe(ctx, topic, channel)
 	if err != nil {
@@ -85,7 +88,7 @@ func (b *Broker) subscribe(ctx context.Context, topic, channel string) (*watch, 
 		}
 		if !ok {
 			sctx, cancel := context.WithTimeout(ctx, b.opTimeout)
-			err := b.ps.Subscribe(sctx, topic)
+			err := b.subscribeTopic(sctx, topic)
 			cancel()
 			if err != nil {
 				b.failWatch(topic, w, unavailable("subscribe", err))
@@ -142,6 +145,10 @@ func (b *Broker) failWatch(topic string, w *watch, err error) {
 // Unwatch implements announce.Broker. It may wait up to OpTimeout when Redis
 // is unreachable; do not call it under a lock.
 func (b *Broker) Unwatch(channel string) {
+	if b.router != nil {
+		b.router.unwatch(channel)
+		return
+	}
 	topic := b.keys.topic(channel)
 	b.subMu.Lock()
 	defer b.subMu.Unlock()
@@ -172,7 +179,7 @@ func (b *Broker) leave(topic string) {
 	defer cancel()
 	// go-redis forgets the topic even when the command cannot be sent, so
 	// no reconnect will resubscribe it. Unsent means no reply to wait for.
-	if err := b.ps.Unsubscribe(ctx, topic); err != nil {
+	if err := b.unsubscribeTopic(ctx, topic); err != nil {
 		b.mu.Lock()
 		b.left(topic, gone)
 		b.mu.Unlock()
@@ -228,4 +235,20 @@ func (b *Broker) connectionLost() {
 		b.left(topic, gone)
 	}
 	b.mu.Unlock()
+}
+
+// subscribeTopic sends SUBSCRIBE, or SSUBSCRIBE on a Cluster shard.
+func (b *Broker) subscribeTopic(ctx context.Context, topic string) error {
+	if b.sharded {
+		return b.ps.SSubscribe(ctx, topic)
+	}
+	return b.ps.Subscribe(ctx, topic)
+}
+
+// unsubscribeTopic sends UNSUBSCRIBE, or SUNSUBSCRIBE on a Cluster shard.
+func (b *Broker) unsubscribeTopic(ctx context.Context, topic string) error {
+	if b.sharded {
+		return b.ps.SUnsubscribe(ctx, topic)
+	}
+	return b.ps.Unsubscribe(ctx, topic)
 }

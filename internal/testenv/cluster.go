@@ -1,0 +1,92 @@
+package testenv
+
+import (
+	"context"
+	"fmt"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// RedisCluster is a private Redis Cluster of three masters and no replicas,
+// for tests of Cluster mode; its servers stop when the test ends.
+type RedisCluster struct {
+	// Nodes are the three masters.
+	Nodes []*RedisServer
+}
+
+// URL is the cluster's --redis URL, every master given as a seed.
+func (c *RedisCluster) URL() string {
+	u := "redis+cluster://" + c.Nodes[0].Addr
+	for i, n := range c.Nodes[1:] {
+		sep := "?"
+		if i > 0 {
+			sep = "&"
+		}
+		u += sep + "addr=" + n.Addr
+	}
+	return u
+}
+
+// StartRedisCluster starts three `redis-server --cluster-enabled yes` on
+// free ports, joins them with `redis-cli --cluster create` (the 16384 slots
+// split in three) and waits until every node reports cluster_state:ok.
+func StartRedisCluster(t testing.TB) *RedisCluster {
+	t.Helper()
+	cli, err := exec.LookPath("redis-cli")
+	if err != nil {
+		t.Fatalf("testenv: redis-cli not found on PATH (%v): install the Debian package redis-tools", err)
+	}
+	c := &RedisCluster{}
+	for range 3 {
+		// Each server gets its own directory (StartRedisWith's TempDir),
+		// so the cluster config files never clash.
+		c.Nodes = append(c.Nodes, StartRedisWith(t, RedisOptions{Args: []string{
+			"--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+			"--cluster-node-timeout", "5000",
+		}}))
+	}
+	args := []string{"--cluster", "create"}
+	for _, n := range c.Nodes {
+		args = append(args, n.Addr)
+	}
+	args = append(args, "--cluster-replicas", "0", "--cluster-yes")
+	ctx, cancel := context.WithTimeout(context.Background(), redisStartTimeout)
+	defer cancel()
+	if out, err := exec.CommandContext(ctx, cli, args...).CombinedOutput(); err != nil {
+		t.Fatalf("testenv: redis-cli --cluster create: %v\n%s", err, out)
+	}
+	for _, n := range c.Nodes {
+		if err := waitClusterOK(ctx, n.Addr); err != nil {
+			t.Fatalf("testenv: cluster node %s: %v", n.Addr, err)
+		}
+	}
+	return c
+}
+
+// waitClusterOK waits until addr reports cluster_state:ok and knows all
+// three masters.
+func waitClusterOK(ctx context.Context, addr string) error {
+	client := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1})
+	defer client.Close()
+	var last string
+	for {
+		info, err := client.ClusterInfo(ctx).Result()
+		if err == nil && strings.Contains(info, "cluster_state:ok") && strings.Contains(info, "cluster_known_nodes:3") {
+			return nil
+		}
+		if err != nil {
+			last = err.Error()
+		} else {
+			last = info
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("no cluster_state:ok: %s", last)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
