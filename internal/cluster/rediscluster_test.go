@@ -8,6 +8,7 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/announce/announce/announce/presence"
 	"github.com/announce/announce/internal/serve"
 	"github.com/announce/announce/internal/testenv"
 )
@@ -38,7 +39,8 @@ func channelPerMaster(t *testing.T, cc *goredis.ClusterClient) []string {
 // Two nodes on a 3-master Redis Cluster are one service: on a channel of
 // each shard, messages published alternately on both nodes reach the
 // observers of every transport on both nodes as exactly ids 1..N, in
-// order; an Idempotency-Key retried on the other node replays; a raw
+// order; an Idempotency-Key retried on the other node replays; presence
+// adds up over the nodes; a raw
 // PUBLISH sent to any cluster node is ingested once.
 func TestRedisClusterTwoNodes(t *testing.T) {
 	t.Parallel()
@@ -47,7 +49,9 @@ func TestRedisClusterTwoNodes(t *testing.T) {
 	t.Cleanup(func() { _ = cc.Close() })
 	nodes := make([]*node, 2)
 	for i := range nodes {
-		nodes[i] = startNode(t, serve.Config{Redis: c.URL(), History: 1000, RedisSubscribe: []string{"raw", "raw.*"}})
+		cfg := serve.Config{Redis: c.URL(), History: 1000, RedisSubscribe: []string{"raw", "raw.*"}}
+		cfg.Presence.Node = fmt.Sprintf("node-%d", i)
+		nodes[i] = startNode(t, cfg)
 	}
 	channels := channelPerMaster(t, cc)
 	obs := map[string][]*observer{}
@@ -85,6 +89,12 @@ func TestRedisClusterTwoNodes(t *testing.T) {
 	if err != nil || !again.replayed || again.msg != first.msg {
 		t.Fatalf("retry on the other node: %+v, %v; want a replay of %+v", again, err, first.msg)
 	}
+
+	// Presence: each node's entry in the channel's slot, events by plain
+	// PUBLISH, which a Cluster broadcasts.
+	openStream(t, nodes[0].URL()+"/channels/room/events?name=alice")
+	dialWSPresence(t, nodes[1].URL(), "/channels/room/ws?name=bob")
+	awaitPresence(t, urls(nodes...), "room", presence.Counts{SSE: 1, WS: 1}, "alice", "bob")
 
 	// Plain PUBLISH reaches every cluster node, so the ingesting node hears
 	// it wherever its subscription is and whichever node gets it.
