@@ -20,9 +20,8 @@ import (
 // on one Redis) per master, created when a channel first needs it.
 //
 // When a slot changes master (a failover, a resharding) its channels move:
-// every PingInterval the router asks the cluster client, whose slot map
-// go-redis refreshes after a MOVED or on request, which master serves each
-// watched channel. A channel on the wrong shard is watched on the right
+// every PingInterval the router refreshes its slot map (CLUSTER SLOTS) and
+// asks it which master serves each watched channel. A channel on the wrong shard is watched on the right
 // one first, then the sink resyncs it from the history (covering what was
 // published while it was on the wrong shard) and the old shard lets it go.
 // The hub drops what it would receive twice by id.
@@ -130,9 +129,9 @@ func (r *shardRouter) follow() {
 			return
 		case <-t.C:
 		}
-		if r.anyUnhealthy() {
-			r.cc.ReloadState(context.Background()) // a dead master: learn its successor
-		}
+		// Refresh the slot map in the background for the next tick: this
+		// client only subscribes, so no MOVED ever tells it of a change.
+		r.cc.ReloadState(context.Background())
 		r.mu.Lock()
 		channels := make([]string, 0, len(r.routes))
 		for ch := range r.routes {
@@ -174,17 +173,6 @@ func (r *shardRouter) move(channel string) {
 	r.sink.Resync(channel)
 	old.Unwatch(channel)
 	r.cfg.Logger.Info("redis cluster: channel moved to a new shard", "channel", channel)
-}
-
-func (r *shardRouter) anyUnhealthy() bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	for _, sh := range r.shards {
-		if !sh.Healthy() {
-			return true
-		}
-	}
-	return false
 }
 
 // retireIdle closes the shards no channel is routed to any more and that

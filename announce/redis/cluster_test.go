@@ -140,6 +140,54 @@ func TestCluster(t *testing.T) {
 		}
 	})
 
+	// A resharding moves a watched channel's slot to another master: the
+	// store's ops answer 503 at most until the client learns the new
+	// owner, and the broker follows the channel to its new shard, the
+	// messages published meanwhile recovered by a resync.
+	t.Run("SlotMoves", func(t *testing.T) {
+		prefix := uniquePrefix()
+		n := newClusterNode(t, url, prefix, redis.BrokerConfig{PingInterval: 100 * time.Millisecond})
+		ch := "moving"
+		n.watch(t, ch)
+		if _, err := n.store.Append(t.Context(), ch, "before", time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		n.sink.waitMessages(t, ch, 1)
+		owner, err := cc.MasterForKey(t.Context(), prefix+"{"+ch+"}")
+		if err != nil {
+			t.Fatal(err)
+		}
+		to := 0
+		if c.Nodes[0].Addr == owner.Options().Addr {
+			to = 1
+		}
+		c.MoveSlot(t, prefix+"{"+ch+"}", to)
+		var m announce.Message
+		waitFor(t, 10*time.Second, "an append after the move", func() bool {
+			m, err = n.store.Append(t.Context(), ch, "after", time.Now())
+			return err == nil
+		})
+		if m.ID != 2 {
+			t.Fatalf("append after the move got id %d, want 2: the id key moved with the slot", m.ID)
+		}
+		waitFor(t, 10*time.Second, "the resync after the move", func() bool { return n.sink.resynced(ch) > 0 })
+		// The resync is the sink's to act on (the hub reads the history);
+		// live messages from now on come from the new shard.
+		if _, err := n.store.Append(t.Context(), ch, "live", time.Now()); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, 10*time.Second, "the live message from the new shard", func() bool {
+			got := n.sink.messages(ch)
+			return len(got) > 0 && got[len(got)-1].Content == "live"
+		})
+		if err := n.broker.Ping(t.Context()); err != nil {
+			t.Errorf("broker after the move: %v", err)
+		}
+		if r := n.broker.Reconnects(); r != 0 {
+			t.Errorf("the move cost %d reconnects, want none: it is a watch on one shard and an unwatch on the other", r)
+		}
+	})
+
 	t.Run("Idempotency", func(t *testing.T) {
 		prefix := uniquePrefix()
 		a, err := redis.Open(redis.Config{URL: url, Prefix: prefix})
@@ -160,8 +208,8 @@ func TestCluster(t *testing.T) {
 	})
 }
 
-// newClusterNode is newNode on a Cluster URL.
-func newClusterNode(t *testing.T, url, prefix string) *node {
+// newClusterNode is newNode on a Cluster URL; bcfg, if given, adjusts the broker.
+func newClusterNode(t *testing.T, url, prefix string, bcfg ...redis.BrokerConfig) *node {
 	t.Helper()
 	n := &node{sink: new(sink)}
 	st, err := redis.Open(redis.Config{URL: url, Prefix: prefix})
@@ -170,7 +218,12 @@ func newClusterNode(t *testing.T, url, prefix string) *node {
 	}
 	t.Cleanup(func() { _ = st.Close() })
 	n.store = st
-	b, err := redis.NewBroker(redis.BrokerConfig{URL: url, Prefix: prefix}, n.sink)
+	var cfg redis.BrokerConfig
+	if len(bcfg) > 0 {
+		cfg = bcfg[0]
+	}
+	cfg.URL, cfg.Prefix = url, prefix
+	b, err := redis.NewBroker(cfg, n.sink)
 	if err != nil {
 		t.Fatalf("NewBroker: %v", err)
 	}

@@ -90,3 +90,71 @@ func waitClusterOK(ctx context.Context, addr string) error {
 		}
 	}
 }
+
+// MoveSlot moves the hash slot of key, with its keys, to master to (an
+// index into Nodes), as `redis-cli --cluster reshard` would: the target
+// imports, the owner migrates the keys, then every node learns the new
+// owner.
+func (c *RedisCluster) MoveSlot(t testing.TB, key string, to int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), redisStartTimeout)
+	defer cancel()
+	clients := make([]*redis.Client, len(c.Nodes))
+	ids := make([]string, len(c.Nodes))
+	for i, n := range c.Nodes {
+		clients[i] = redis.NewClient(&redis.Options{Addr: n.Addr, MaxRetries: -1})
+		defer clients[i].Close()
+		id, err := clients[i].Do(ctx, "CLUSTER", "MYID").Text()
+		if err != nil {
+			t.Fatalf("testenv: CLUSTER MYID on %s: %v", n.Addr, err)
+		}
+		ids[i] = id
+	}
+	slot, err := clients[0].ClusterKeySlot(ctx, key).Result()
+	if err != nil {
+		t.Fatalf("testenv: CLUSTER KEYSLOT: %v", err)
+	}
+	from := -1
+	slots, err := clients[0].ClusterSlots(ctx).Result()
+	if err != nil {
+		t.Fatalf("testenv: CLUSTER SLOTS: %v", err)
+	}
+	for _, r := range slots {
+		if int64(r.Start) <= slot && slot <= int64(r.End) {
+			for i, n := range c.Nodes {
+				if r.Nodes[0].Addr == n.Addr {
+					from = i
+				}
+			}
+		}
+	}
+	if from < 0 || from == to {
+		t.Fatalf("testenv: slot %d of %q is on node %d; cannot move it to %d", slot, key, from, to)
+	}
+	must := func(c *redis.Client, args ...any) {
+		t.Helper()
+		if err := c.Do(ctx, args...).Err(); err != nil {
+			t.Fatalf("testenv: %v: %v", args, err)
+		}
+	}
+	must(clients[to], "CLUSTER", "SETSLOT", slot, "IMPORTING", ids[from])
+	must(clients[from], "CLUSTER", "SETSLOT", slot, "MIGRATING", ids[to])
+	for {
+		keys, err := clients[from].ClusterGetKeysInSlot(ctx, int(slot), 100).Result()
+		if err != nil {
+			t.Fatalf("testenv: CLUSTER GETKEYSINSLOT: %v", err)
+		}
+		if len(keys) == 0 {
+			break
+		}
+		host, port, _ := strings.Cut(c.Nodes[to].Addr, ":")
+		args := []any{"MIGRATE", host, port, "", 0, 5000, "KEYS"}
+		for _, k := range keys {
+			args = append(args, k)
+		}
+		must(clients[from], args...)
+	}
+	for _, i := range []int{to, from, 3 - to - from} {
+		must(clients[i], "CLUSTER", "SETSLOT", slot, "NODE", ids[to])
+	}
+}
