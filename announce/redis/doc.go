@@ -11,7 +11,9 @@
 //
 // Scheduled and expiring messages add announce:{ch}:scheduled and two
 // global keys, announce:schedule:due and announce:schedule:data; see
-// schedule.go.
+// schedule.go. On Redis Cluster they are announce:{ch}:scheduled,
+// announce:{ch}:schedule:data and an index of the channels with schedules
+// under the tag {#schedules}; see schedule_cluster.go.
 //
 // Presence (Presence, presence.go) adds announce:{ch}:presence: a hash of
 // each node's observers of the channel, and a pub/sub topic of the same
@@ -43,6 +45,14 @@
 // node. The JSON is byte-identical to encoding/json's encoding of
 // announce.Message: Go encodes the message with id 0 and the script only
 // splices the real id in (see script.go).
+//
+// # Redis Cluster
+//
+// With a redis+cluster:// URL the client is go-redis's ClusterClient.
+// Scripts publish by SPUBLISH (sharded pub/sub, in the channel's slot),
+// and the Broker keeps one SSUBSCRIBE connection per master, routing each
+// channel to the master of its slot and following it when the slot moves
+// (broker_cluster.go). The function library is loaded on every master.
 //
 // # Memory
 //

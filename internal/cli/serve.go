@@ -28,7 +28,7 @@ func Serve(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	fs.StringVar(&cfg.Listen, "listen", ":8000", "address to serve on")
 	fs.StringVar(&cfg.DataDir, "data-dir", "./data", "directory of the embedded on-disk store")
 	fs.BoolVar(&cfg.Memory, "memory", false, "keep everything in memory instead of --data-dir")
-	fs.StringVar(&cfg.Redis, "redis", "", "Redis URL (redis://host:6379/0, or redis+sentinel://SENTINEL:26379/0?master_name=NAME): scale-out mode, nodes share ids and messages")
+	fs.StringVar(&cfg.Redis, "redis", "", "Redis URL (redis://host:6379/0, redis+sentinel://SENTINEL:26379/0?master_name=NAME, or redis+cluster://NODE:7000?addr=NODE2:7000): scale-out mode, nodes share ids and messages")
 	fs.IntVar(&cfg.History, "history", announce.DefaultHistory, "messages kept per channel for resume and catch-up")
 	fs.IntVar(&cfg.MaxMessage, "max-message", announce.DefaultMaxMessage, "largest message content in bytes")
 	fs.DurationVar(&cfg.PollTimeout, "poll-timeout", 30*time.Second, "longest a long-poll waits (clients may ask for less)")
