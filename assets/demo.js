@@ -85,7 +85,10 @@
           clearTimeout(held);
           if (mine !== run) return;
           panel.received(xhr.status ? answerBytes(xhr) : 0);
-          if (xhr.status) panel.wire(wire.longPollExchange(path, xhr));
+          if (xhr.status) {
+            panel.wire(wire.longPollExchange(path, xhr));
+            answered = true;
+          }
           var reason = errorOf(xhr.responseText);
           if (reason && reason !== lastError) panel.note("server: " + xhr.status + " " + reason, "warn");
           lastError = reason;
@@ -127,10 +130,12 @@
       panel.request(0);
       var query = {since: from, limit: Math.min(1000, latest.id - from)};
       if (token) query.token = token;
+      var path = base + "/messages?" + $.param(query);
       inflight = $.getJSON(base + "/messages", query)
         .done(function (list, _, xhr) {
           if (mine !== run) return;
           panel.received(answerBytes(xhr));
+          panel.wire(wire.longPollExchange(path, xhr));
           if (list.length && list[0].id > from + 1) {
             panel.note("history no longer holds #" + (from + 1) + (list[0].id - 1 > from + 1 ? "–#" + (list[0].id - 1) : "") + " (truncated)", "warn");
             panel.lastId = list[0].id - 1;
@@ -255,7 +260,7 @@
         connect();
         // A closed EventSource cannot be reopened, so the page passes the
         // cursor itself; the browser's own retry sends Last-Event-ID instead.
-        return "new EventSource(\"…/events?since=" + panel.lastId + "\")";
+        return "new EventSource(\"…/events?since=" + panel.lastId + "\") (the browser's own retry sends Last-Event-ID: " + panel.lastId + " instead)";
       }
     };
   }
