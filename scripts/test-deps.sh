@@ -2,6 +2,7 @@
 # test-deps.sh makes sure the system programs the tests run exist:
 #   redis-server  (Debian package redis-server)  for the Redis store tests
 #   chromium      (Debian package chromium)      for the demo page tests
+#   nginx         (Debian package nginx-light)   for the deploy/nginx.conf tests
 #
 # Quiet and quick when everything is there. Otherwise, as root with apt-get,
 # it installs the missing packages; without root or apt-get it exits 1 and
@@ -15,11 +16,13 @@ log() { printf 'test-deps: %s\n' "$*" >&2; }
 
 have_redis() { command -v redis-server >/dev/null 2>&1; }
 have_chromium() { [ -x /usr/bin/chromium ] || command -v chromium >/dev/null 2>&1; }
+have_nginx() { [ -x /usr/sbin/nginx ] || command -v nginx >/dev/null 2>&1; }
 
 missing_packages() {
 	local missing=()
 	have_redis || missing+=(redis-server)
 	have_chromium || missing+=(chromium)
+	have_nginx || missing+=(nginx-light)
 	echo "${missing[@]+"${missing[@]}"}"
 }
 

@@ -86,7 +86,13 @@ type browser struct {
 // connection while the server restarts) are only logged.
 func newBrowser(t *testing.T) *browser {
 	t.Helper()
-	b := &browser{t: t, ctx: testenv.BrowserContext(t)}
+	return newBrowserWith(t)
+}
+
+// newBrowserWith is newBrowser with extra browser options (tls_test.go).
+func newBrowserWith(t *testing.T, opts ...chromedp.ExecAllocatorOption) *browser {
+	t.Helper()
+	b := &browser{t: t, ctx: testenv.BrowserContextWith(t, opts...)}
 	console := chromedp.Console(b.ctx)
 	go func() {
 		for m, err := range console {
