@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/announce/announce/internal/serve"
+	"github.com/chromedp/chromedp"
 )
 
 // wireOf reads a panel's wire view.
@@ -176,5 +177,51 @@ func TestDemoDropRecovers(t *testing.T) {
 			!strings.Contains(recovery, fmt.Sprintf("replayed %d (#%d", replayed, first+1)) || !strings.HasSuffix(recovery, "missed 0 · doubled 0.") {
 			t.Errorf("%s recovery reads %q", tr, recovery)
 		}
+	}
+}
+
+// TestDemoAutoPanelDrop: the announce.js panel's drop button closes the
+// subscription; subscribing again with {since} shows what was published
+// meanwhile, each id once and in order.
+func TestDemoAutoPanelDrop(t *testing.T) {
+	n := startNode(t, serve.Config{})
+	b := newBrowser(t)
+	b.open(n.URL() + "/")
+	auto := `document.getElementById("auto")`
+	b.waitJS("the announce.js panel to be live", arriveTimeout, auto+`.getAttribute("data-state") === "live"`)
+	first := publish(t, n.URL(), "default", "Before the drop", "")
+	hasID := func(id uint64) string {
+		return fmt.Sprintf(`!!document.querySelector("#auto .log li[data-id='%d']")`, id)
+	}
+	b.waitJS("the message in the panel", arriveTimeout, hasID(first))
+
+	b.do(chromedp.Click(chromedp.CSS("#auto [data-role=drop]"), chromedp.NodeVisible))
+	b.waitJS("the panel to be dropped", arriveTimeout, auto+`.getAttribute("data-held") === "true"`)
+	for i := range 3 {
+		publish(t, n.URL(), "default", fmt.Sprintf("During the drop %d", i+1), "")
+	}
+	eval[bool](b, `(() => { const d = document.querySelector("#auto[data-held=true] [data-role=drop]"); if (d) d.click(); return true; })()`)
+	b.waitJS("the panel to be live again", resumeTimeout, auto+`.getAttribute("data-state") === "live" && `+auto+`.getAttribute("data-held") === "false"`)
+	last := publish(t, n.URL(), "default", "After the drop", "")
+	b.waitJS("the last message in the panel", arriveTimeout, hasID(last))
+
+	ids := eval[[]uint64](b, `[...document.querySelectorAll("#auto .log li[data-id]")].map((li) => Number(li.getAttribute("data-id")))`)
+	var want []uint64
+	for id := last; id >= first; id-- {
+		want = append(want, id)
+	}
+	if !equalIDs(ids, want) {
+		t.Errorf("announce.js log ids %v, want %v: each once, in order", ids, want)
+	}
+	attr := func(k string) string { return eval[string](b, auto+`.getAttribute("data-`+k+`")`) }
+	if attr("missed") != "0" || attr("doubled") != "0" || attr("messages") != fmt.Sprint(len(want)) {
+		t.Errorf("announce.js panel: missed %s, doubled %s, messages %s; want 0, 0, %d", attr("missed"), attr("doubled"), attr("messages"), len(want))
+	}
+	if r, _ := strconv.Atoi(attr("replayed")); r < 1 {
+		t.Errorf("announce.js panel replayed %d, want the messages published while dropped", r)
+	}
+	recovery := eval[string](b, `document.querySelector("#auto [data-role=recovery]").textContent`)
+	if !strings.Contains(recovery, fmt.Sprintf("{since: %d}", first)) || !strings.HasSuffix(recovery, "missed 0 · doubled 0.") {
+		t.Errorf("announce.js recovery reads %q", recovery)
 	}
 }
