@@ -271,7 +271,7 @@ func wellFormedQuery(c *gin.Context) {
 // headCurrent answers HEAD on a long-poll route: the head of an answer with
 // the current message, at once.
 func (s *Server) headCurrent(c *gin.Context) {
-	ch, err := s.hub.Channel(c.Request.Context(), channelOf(c))
+	ch, err := s.hub.Read(c.Request.Context(), channelOf(c))
 	if err != nil {
 		fail(c, err)
 		return
@@ -325,7 +325,7 @@ func (s *Server) readyz(c *gin.Context) {
 }
 
 func (s *Server) channelInfo(c *gin.Context) {
-	ch, err := s.hub.Channel(c.Request.Context(), channelOf(c))
+	ch, err := s.hub.Read(c.Request.Context(), channelOf(c))
 	if err != nil {
 		fail(c, err)
 		return
