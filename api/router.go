@@ -61,6 +61,9 @@ type Config struct {
 	// GET .../presence; a tracker of this node alone when nil. The caller
 	// closes it (after Wait).
 	Presence *presence.Tracker
+
+	// Limits bound what one client may do (ratelimit.go).
+	Limits ClientLimits
 }
 
 // Server is the HTTP API.
@@ -82,6 +85,7 @@ type Server struct {
 
 	hosted hosted        // private channels, tokens, idempotency (private.go)
 	pres   presenceState // presence and the events webhooks get (presence.go)
+	limits *limiter      // per-client limits (ratelimit.go)
 }
 
 // New validates cfg and builds the routes.
@@ -130,6 +134,9 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.metrics = m
+	if err := s.initLimits(); err != nil {
+		return nil, err
+	}
 	if err := s.initHosted(); err != nil {
 		return nil, err
 	}

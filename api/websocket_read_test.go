@@ -44,7 +44,7 @@ func TestWebSocketDeclaredFrameReservesOnlyWhatArrived(t *testing.T) {
 	for _, w := range ws {
 		h := []byte{0x81, 0x80 | 127}
 		h = binary.BigEndian.AppendUint64(h, maxMessage)
-		h = append(h, 1, 2, 3, 4)       // the mask
+		h = append(h, 1, 2, 3, 4)        // the mask
 		h = append(h, `{"type":"pub`...) // the start of the payload, no more
 		w.send(t, h)
 	}
@@ -106,4 +106,3 @@ func unreadBytes(t *testing.T, localPortSuffix string) int64 {
 	}
 	return total
 }
-

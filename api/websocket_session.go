@@ -2,6 +2,7 @@ package api
 
 import (
 	"errors"
+	"net/netip"
 	"time"
 	"unicode/utf8"
 
@@ -24,6 +25,7 @@ type wsSession struct {
 	state    gobwas.State
 	message  []byte // a fragmented message being gathered
 	partial  []byte // the received bytes of a frame not yet complete
+	client   netip.Addr
 	opcode   gobwas.OpCode
 }
 
@@ -156,7 +158,7 @@ func (w *wsSession) frame(st *streamSession, h gobwas.Header, payload []byte) er
 		if !utf8.Valid(payload) { // RFC 6455 8.1: fail the connection
 			return wsClose{gobwas.StatusInvalidFramePayloadData, "invalid UTF-8 in a text message"}
 		}
-		reply = w.s.handleFrame(w.channel, payload, w.access)
+		reply = w.s.handleFrame(w.channel, payload, w.access, w.client)
 	}
 	return st.send(appendTextFrame(nil, reply))
 }

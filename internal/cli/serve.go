@@ -42,6 +42,7 @@ func Serve(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	fs.DurationVar(&cfg.Presence.Grace, "presence-grace", presence.DefaultGrace, "how long a long-poll client stays present after its last poll")
 	fs.Var((*appendListFlag)(&cfg.Presence.Webhooks), "webhook", "URL receiving connected, disconnected and published events as signed JSON POSTs (repeatable, or comma-separated)")
 	fs.StringVar(&cfg.Presence.WebhookSecret, "webhook-secret", "", "secret of the webhooks' X-Announce-Signature (HMAC-SHA256 of the body)")
+	limitFlags(fs, &cfg.Limits)
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	debugAddr := fs.String("debug-addr", "", "serve net/http/pprof on this address (e.g. 127.0.0.1:6060); off when empty")
 	fs.Usage = func() {
@@ -58,7 +59,7 @@ func Serve(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	cfg.Logger = log
-	if err := validate(cfg); err != nil {
+	if err := errors.Join(validate(cfg), validateLimits(cfg.Limits)); err != nil {
 		fmt.Fprintln(stderr, "announce:", err)
 		return 2
 	}

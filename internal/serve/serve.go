@@ -47,6 +47,9 @@ type Config struct {
 
 	// Presence and webhooks (presence.go).
 	Presence PresenceConfig
+
+	// Limits on what clients can make the node hold (limits_config.go).
+	Limits LimitsConfig
 }
 
 // Node is a running server.
@@ -79,7 +82,7 @@ func Start(cfg Config) (*Node, error) {
 	var idem announce.Idempotency // nil: the API's per-node memory
 	reg := prometheus.NewRegistry()
 	hubCfg := announce.Config{History: cfg.History, MaxMessage: cfg.MaxMessage, Queue: cfg.Queue,
-		IdleTimeout: cfg.IdleTimeout, Logger: cfg.Logger}
+		IdleTimeout: cfg.IdleTimeout, Logger: cfg.Logger, Limits: cfg.Limits.hub()}
 	switch {
 	case cfg.Redis != "":
 		rn, err := openRedis(cfg)
@@ -116,7 +119,13 @@ func Start(cfg Config) (*Node, error) {
 		n.close(context.Background())
 		return nil, err
 	}
+	clientLimits, err := cfg.Limits.api()
+	if err != nil {
+		n.close(context.Background())
+		return nil, err
+	}
 	n.api, err = api.New(api.Config{
+		Limits: clientLimits,
 		Hub: hub, PollTimeout: cfg.PollTimeout, PublishKey: cfg.PublishKey,
 		CORSOrigins: cfg.CORSOrigins, AllowedOrigins: cfg.AllowedOrigins,
 		Logger: cfg.Logger, Ready: ready, Registry: reg,
@@ -135,6 +144,9 @@ func Start(cfg Config) (*Node, error) {
 	}
 	if cfg.MaxConns > 0 {
 		ln = newLimitListener(ln, cfg.MaxConns)
+	}
+	if cfg.Limits.MaxConnsPerIP > 0 {
+		ln = newPerIPListener(ln, cfg.Limits.MaxConnsPerIP, clientLimits.TrustedProxies, func() { n.api.Limited(api.LimitConnsPerIP) })
 	}
 	ln = n.api.Listener(ln) // outside the limit: a long-poll handed back is not counted twice
 	n.ln = ln

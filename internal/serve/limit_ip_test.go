@@ -1,0 +1,94 @@
+package serve_test
+
+import (
+	"bufio"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/announce/announce/internal/serve"
+)
+
+// Past --max-conns-per-ip, a connection is answered 429 JSON with
+// Retry-After before any request is read: a WebSocket gets no upgrade.
+// Closing one frees its place.
+func TestMaxConnsPerIPRefusesWith429BeforeTheUpgrade(t *testing.T) {
+	t.Parallel()
+	n := start(t, serve.Config{Memory: true, Limits: serve.LimitsConfig{MaxConnsPerIP: 3}})
+	var held []net.Conn
+	for range 3 {
+		c, err := net.Dial("tcp", n.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		held = append(held, c)
+	}
+	// Each held connection is served: a request on it answers 200.
+	for _, c := range held {
+		resp := rawGet(t, c, "/healthz", "")
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("held connection: %d", resp.StatusCode)
+		}
+	}
+	c, err := net.Dial("tcp", n.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	resp := rawGet(t, c, "/channels/x/ws", "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n")
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" ||
+		!strings.Contains(string(body), `"error"`) {
+		t.Fatalf("4th connection: %d Retry-After %q %s, want 429 JSON with Retry-After",
+			resp.StatusCode, resp.Header.Get("Retry-After"), body)
+	}
+	held[0].Close()
+	waitFor(t, 30*time.Second, "a freed place", func() bool {
+		resp, err := http.Get(n.URL() + "/channels/x")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+	var metrics strings.Builder
+	http.DefaultClient.CloseIdleConnections() // give back the place the wait took
+	mresp, err := http.Get(n.URL() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(&metrics, mresp.Body)
+	mresp.Body.Close()
+	if !strings.Contains(metrics.String(), `announce_limited_total{limit="conns_per_ip"} `) ||
+		strings.Contains(metrics.String(), `announce_limited_total{limit="conns_per_ip"} 0`) {
+		t.Fatalf("metrics do not count the refusal:\n%s", grepLines(metrics.String(), "announce_limited_total"))
+	}
+}
+
+// rawGet sends one GET on c and reads its answer.
+func rawGet(t *testing.T, c net.Conn, path, headers string) *http.Response {
+	t.Helper()
+	_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+	if _, err := io.WriteString(c, "GET "+path+" HTTP/1.1\r\nHost: x\r\n"+headers+"\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp
+}
+
+func grepLines(s, substr string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, substr) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
