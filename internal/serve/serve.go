@@ -126,7 +126,7 @@ func Start(cfg Config) (*Node, error) {
 	}
 	n.api, err = api.New(api.Config{
 		Limits: clientLimits,
-		Hub: hub, PollTimeout: cfg.PollTimeout, PublishKey: cfg.PublishKey,
+		Hub:    hub, PollTimeout: cfg.PollTimeout, PublishKey: cfg.PublishKey,
 		CORSOrigins: cfg.CORSOrigins, AllowedOrigins: cfg.AllowedOrigins,
 		Logger: cfg.Logger, Ready: ready, Registry: reg,
 		Heartbeat: cfg.Heartbeat, PingInterval: cfg.PingInterval, PongTimeout: cfg.PongTimeout,
