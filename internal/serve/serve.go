@@ -125,13 +125,12 @@ func Start(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n.api, err = api.New(api.Config{
-		Limits: clientLimits,
-		Hub:    hub, PollTimeout: cfg.PollTimeout, PublishKey: cfg.PublishKey,
+		Hub: hub, PollTimeout: cfg.PollTimeout, PublishKey: cfg.PublishKey,
 		CORSOrigins: cfg.CORSOrigins, AllowedOrigins: cfg.AllowedOrigins,
 		Logger: cfg.Logger, Ready: ready, Registry: reg,
 		Heartbeat: cfg.Heartbeat, PingInterval: cfg.PingInterval, PongTimeout: cfg.PongTimeout,
 		PrivatePrefix: cfg.PrivatePrefix, TokenSecret: cfg.TokenSecret,
-		Presence: n.presence.tracker, Idempotency: idem,
+		Presence: n.presence.tracker, Idempotency: idem, Limits: clientLimits,
 	})
 	if err != nil {
 		n.close(context.Background())
