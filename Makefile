@@ -7,7 +7,7 @@ FUZZTIME ?= 30s
 # Go may live in /usr/local/go/bin without being on PATH (fresh machines, CI).
 export PATH := $(PATH):/usr/local/go/bin
 
-.PHONY: run build test test-deps fuzz bench lint bench-scale bench-nodes
+.PHONY: run build test test-deps fuzz bench lint bench-scale bench-nodes abuse
 
 ## run: the server on its embedded default store
 run:
@@ -56,7 +56,7 @@ BENCH_LISTEN ?= 127.0.0.1:18000
 BENCH_N      ?= 1000
 BENCH_FANOUT ?= -n $(BENCH_N) --messages 100 --rate 20
 BENCH_IDLE   ?= -n $(BENCH_N) --hold 3s
-.PHONY: bench-cli
+.PHONY: bench-cli abuse
 bench-cli: build
 	@status=0; server=; \
 	trap 'if [ -n "$$server" ]; then kill $$server; fi' EXIT INT TERM; \
@@ -87,3 +87,7 @@ bench-scale: build
 ## sizes: NODES, NODES_N, PROCS, NODES_MSGS, NODES_RATE. See docs/performance.md.
 bench-nodes: build
 	bash scripts/bench-nodes.sh
+
+## abuse: replay hostile-client attacks against fresh servers and print the table (scripts/abuse.sh)
+abuse:
+	bash scripts/abuse.sh

@@ -45,6 +45,7 @@ type Hub struct {
 	stats      Stats
 	sched      *Scheduler // nil when the store cannot schedule
 	limits     Limits
+	count      channelCount // for Limits.MaxChannels (store_admin.go)
 
 	seed   maphash.Seed
 	shards [32]shard
@@ -120,6 +121,10 @@ func NewHub(cfg Config) (*Hub, error) {
 	}
 	h.janitorWG.Add(1)
 	go h.janitor()
+	if h.limits.ChannelTTL > 0 {
+		h.janitorWG.Add(1)
+		go h.ttlLoop()
+	}
 	if st, ok := cfg.Store.(ScheduleStore); ok {
 		h.sched = newScheduler(h, st, cfg.SchedulePoll, cfg.MaxScheduled)
 	}
@@ -279,6 +284,9 @@ func (h *Hub) Publish(ctx context.Context, name, content string) (*Envelope, err
 	}
 	if h.closed.Load() {
 		return nil, ErrClosed
+	}
+	if err := h.admitChannel(ctx, name); err != nil {
+		return nil, err
 	}
 	if c := h.lookup(name); c != nil {
 		c.publishing.Add(1)

@@ -115,6 +115,9 @@ func (s *Store) Append(ctx context.Context, channel, content string, at time.Tim
 		return announce.Message{}, unavailable("append", err)
 	}
 	m.ID = uint64(id)
+	if m.ID == 1 {
+		s.noteChannel(ctx, channel)
+	}
 	return m, nil
 }
 

@@ -219,3 +219,8 @@ func BenchmarkAppend(b *testing.B) {
 	s := openStore(b, testenv.Redis(b), redis.Config{})
 	storetest.BenchAppend(b, s)
 }
+
+func TestStoreAdminConformance(t *testing.T) {
+	addr := testenv.Redis(t)
+	storetest.RunAdmin(t, storeOpener(addr))
+}

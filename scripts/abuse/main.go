@@ -1,0 +1,296 @@
+// Command abuse replays hostile-client attacks against a fresh announce
+// server each (loopback only, bounded in count and time) and prints one
+// table: attack, load sent, server RSS before and after, /healthz during and
+// after, data lost. scripts/abuse.sh builds the server and runs it.
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+var (
+	bin  = flag.String("bin", "bin/announce", "the announce binary")
+	gets = flag.Int("gets", 1_000_000, "GETs of distinct channel names")
+	wsN  = flag.Int("ws", 5000, "WebSocket connections declaring a largest frame")
+)
+
+type row struct {
+	attack, load         string
+	before, after        string
+	healthDuring, health string
+	lost                 string
+}
+
+func main() {
+	flag.Parse()
+	rows := []row{
+		run("distinct-name GETs", nil, "", distinctGets),
+		run("declared WS frames", nil, "", declaredFrames),
+		run("publish flood, --publish-rate 100", []string{"--publish-rate", "100", "--publish-burst", "100"}, "", publishFlood),
+		run("conns from one IP, --max-conns-per-ip 50", []string{"--max-conns-per-ip", "50"}, "", perIPConns),
+		run("EMFILE (ulimit -n 100)", nil, "100", emfile),
+	}
+	fmt.Printf("| %s | %s | %s | %s | %s | %s | %s |\n", "attack", "load sent", "RSS before", "RSS after", "/healthz during", "/healthz after", "data lost")
+	fmt.Println("|---|---|---|---|---|---|---|")
+	for _, r := range rows {
+		fmt.Printf("| %s | %s | %s | %s | %s | %s | %s |\n", r.attack, r.load, r.before, r.after, r.healthDuring, r.health, r.lost)
+	}
+}
+
+type server struct {
+	url, addr string
+	cmd       *exec.Cmd
+}
+
+// run starts a fresh server, publishes a canary, runs attack (which
+// returns the load it sent and checks /healthz while it runs), then reads
+// RSS, /healthz and the canary.
+func run(name string, args []string, nofile string, attack func(s *server, during func() string) string) row {
+	dir, _ := os.MkdirTemp("", "abuse")
+	defer os.RemoveAll(dir)
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	addr := ln.Addr().String()
+	ln.Close()
+	cmdline := fmt.Sprintf("exec %s serve --listen %s --data-dir %s --publish-key abuse-key %s", *bin, addr, dir, strings.Join(args, " "))
+	if nofile != "" {
+		cmdline = "ulimit -n " + nofile + "; " + cmdline
+	}
+	cmd := exec.Command("bash", "-c", cmdline)
+	cmd.Stderr = io.Discard
+	if err := cmd.Start(); err != nil {
+		panic(err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	s := &server{url: "http://" + addr, addr: addr, cmd: cmd}
+	for i := 0; i < 200 && healthz(s) != "ok"; i++ {
+		time.Sleep(50 * time.Millisecond)
+	}
+	publish(s, "canary", "still here", "abuse-key")
+	r := row{attack: name, before: rss(cmd.Process.Pid)}
+	var during atomic.Value
+	during.Store("not checked")
+	check := func() string { h := healthz(s); during.Store(h); return h }
+	r.load = attack(s, check)
+	r.healthDuring = during.Load().(string)
+	time.Sleep(time.Second)
+	r.after, r.health = rss(cmd.Process.Pid), healthz(s)
+	r.lost = "0"
+	if c := current(s, "canary"); c != "still here" {
+		r.lost = "canary gone: " + c
+	}
+	return r
+}
+
+func rss(pid int) string {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	for l := range strings.SplitSeq(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmRSS:"); ok {
+			kb, _ := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")))
+			return fmt.Sprintf("%d MiB", kb/1024)
+		}
+	}
+	return "?"
+}
+
+func healthz(s *server) string {
+	c := http.Client{Timeout: 3 * time.Second}
+	resp, err := c.Get(s.url + "/healthz")
+	if err != nil {
+		return "fail"
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		return strconv.Itoa(resp.StatusCode)
+	}
+	return "ok"
+}
+
+func publish(s *server, ch, content, key string) int {
+	req, _ := http.NewRequest("POST", s.url+"/channels/"+ch+"/messages", strings.NewReader(`{"content":`+strconv.Quote(content)+`}`))
+	req.Header.Set("Content-Type", "application/json")
+	if key != "" {
+		req.Header.Set("Authorization", "Bearer "+key)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+func current(s *server, ch string) string {
+	resp, err := http.Get(s.url + "/channels/" + ch)
+	if err != nil {
+		return err.Error()
+	}
+	defer resp.Body.Close()
+	var info struct {
+		Current struct{ Content string } `json:"current"`
+	}
+	_ = json.NewDecoder(resp.Body).Decode(&info)
+	return info.Current.Content
+}
+
+func heap(s *server) string {
+	resp, err := http.Get(s.url + "/metrics")
+	if err != nil {
+		return "?"
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "go_memstats_heap_alloc_bytes "); ok {
+			f, _ := strconv.ParseFloat(v, 64)
+			return fmt.Sprintf("%.0f MiB", f/(1<<20))
+		}
+	}
+	return "?"
+}
+
+func distinctGets(s *server, during func() string) string {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	tr := &http.Transport{MaxIdleConnsPerHost: 64}
+	for range 32 {
+		wg.Go(func() {
+			c := http.Client{Transport: tr}
+			for {
+				i := next.Add(1)
+				if i > int64(*gets) {
+					return
+				}
+				resp, err := c.Get(fmt.Sprintf("%s/channels/x-%d", s.url, i))
+				if err == nil {
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
+				if i == int64(*gets)/2 {
+					during()
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return fmt.Sprintf("%d GETs /channels/x-N, 32 clients", *gets)
+}
+
+func declaredFrames(s *server, during func() string) string {
+	before := heap(s)
+	var conns []net.Conn
+	for i := 0; i < *wsN; i++ {
+		c, err := net.Dial("tcp", s.addr)
+		if err != nil {
+			break
+		}
+		conns = append(conns, c)
+		fmt.Fprintf(c, "GET /channels/ws-%d/ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n", i)
+		r := bufio.NewReader(c)
+		if resp, err := http.ReadResponse(r, nil); err != nil || resp.StatusCode != 101 {
+			break
+		}
+		h := []byte{0x81, 0x80 | 127}
+		h = binary.BigEndian.AppendUint64(h, 64<<10)
+		c.Write(append(h, 1, 2, 3, 4)) // 14 bytes: a frame of the limit, then nothing
+	}
+	time.Sleep(2 * time.Second)
+	during()
+	after := heap(s)
+	for _, c := range conns {
+		c.Close()
+	}
+	return fmt.Sprintf("%d WebSockets x 14-byte header (heap %s -> %s)", len(conns), before, after)
+}
+
+func publishFlood(s *server, during func() string) string {
+	var acked, limited atomic.Int64
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				switch publish(s, "flood", strings.Repeat("x", 1024), "abuse-key") {
+				case 201:
+					acked.Add(1)
+				case 429:
+					limited.Add(1)
+				}
+			}
+		})
+	}
+	time.Sleep(5 * time.Second)
+	during()
+	wg.Wait()
+	resp, _ := http.Get(s.url + "/channels/flood")
+	var info struct {
+		Current struct{ ID int64 } `json:"current"`
+	}
+	if resp != nil {
+		_ = json.NewDecoder(resp.Body).Decode(&info)
+		resp.Body.Close()
+	}
+	if info.Current.ID != acked.Load() {
+		fmt.Fprintf(os.Stderr, "publish flood: %d acknowledged, current id %d\n", acked.Load(), info.Current.ID)
+	}
+	return fmt.Sprintf("16 clients x 10 s of 1 KiB publishes: %d acked (= current id %d), %d got 429", acked.Load(), info.Current.ID, limited.Load())
+}
+
+func perIPConns(s *server, during func() string) string {
+	var conns []net.Conn
+	for range 200 {
+		c, err := net.Dial("tcp", s.addr)
+		if err != nil {
+			break
+		}
+		conns = append(conns, c)
+	}
+	time.Sleep(500 * time.Millisecond)
+	refused := 0
+	for _, c := range conns {
+		_ = c.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+		var b [1]byte
+		if _, err := c.Read(b[:]); err == nil {
+			refused++ // only refused connections are answered unasked
+		}
+	}
+	h := "n/a (the limit applies to /healthz too)"
+	_ = during
+	for _, c := range conns {
+		c.Close()
+	}
+	return fmt.Sprintf("200 idle connections: %d refused with 429; %s", refused, h)
+}
+
+func emfile(s *server, during func() string) string {
+	var conns []net.Conn
+	for range 150 {
+		c, err := net.DialTimeout("tcp", s.addr, time.Second)
+		if err != nil {
+			continue
+		}
+		conns = append(conns, c)
+	}
+	for _, c := range conns {
+		c.Close()
+	}
+	time.Sleep(2 * time.Second)
+	during()
+	return "150 connections opened and closed"
+}
