@@ -106,10 +106,9 @@ func (h *Hub) admitSchedule(ctx context.Context) error {
 	return nil
 }
 
-// Delete deletes the channel from the store (messages, schedules) and from
-// the idempotency forget, and closes this node's observers of it with
-// ErrDeleted. It fails with ErrUnsupported-like error when the store
-// cannot delete.
+// Delete deletes the channel from the store (messages, schedules) and
+// makes idem forget its keys, and closes this node's observers of it with
+// ErrDeleted. Observers on other nodes sharing the store are not told.
 func (h *Hub) Delete(ctx context.Context, name string, idem Idempotency) error {
 	if err := ValidateChannel(name); err != nil {
 		return err
@@ -145,6 +144,8 @@ func (h *Hub) forget(name string, reason error) {
 	}
 	c.mu.Lock()
 	c.evicted = true
+	// Waiting long-polls answer the channel as it now reads: never published.
+	c.current, c.history, c.pending = NewEnvelope(Message{Channel: name}), nil, nil
 	c.mu.Unlock()
 	c.closeAll(reason)
 	h.unwatchEvicted([]string{name})

@@ -217,6 +217,7 @@ func (s *Server) routes() *gin.Engine {
 	ch.POST("/tokens", s.mintToken)
 	get(ch, "/scheduled", s.guardObserve, s.listScheduled)
 	ch.DELETE("/scheduled/:id", s.cancelScheduled)
+	ch.DELETE("", s.deleteChannel)
 
 	seed := r.Group("", s.defaultChannel)
 	seed.POST("/chat", s.publish)

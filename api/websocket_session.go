@@ -90,6 +90,9 @@ func (w *wsSession) end(st *streamSession, reason error) {
 		c = wsClose{gobwas.StatusPolicyViolation, "slow consumer"}
 	case errors.Is(reason, errTokenExpired):
 		c = wsClose{gobwas.StatusPolicyViolation, "token expired"}
+	case errors.Is(reason, announce.ErrDeleted):
+		_ = st.send(appendTextFrame(nil, []byte(deletedEvent)))
+		c = wsClose{gobwas.StatusNormalClosure, "channel deleted"}
 	}
 	_ = st.send(closeFrame(c.code, c.reason))
 }

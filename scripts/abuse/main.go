@@ -38,6 +38,7 @@ type row struct {
 
 func main() {
 	flag.Parse()
+	http.DefaultClient.Timeout = 5 * time.Second // a server that stopped accepting must not hang the table
 	rows := []row{
 		run("distinct-name GETs", nil, "", distinctGets),
 		run("declared WS frames", nil, "", declaredFrames),
@@ -136,7 +137,7 @@ func publish(s *server, ch, content, key string) int {
 }
 
 func current(s *server, ch string) string {
-	resp, err := http.Get(s.url + "/channels/" + ch)
+	resp, err := http.DefaultClient.Get(s.url + "/channels/" + ch)
 	if err != nil {
 		return err.Error()
 	}
