@@ -134,8 +134,8 @@ func TestKeyLayout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]bool{"announce:{news}:id": true, "announce:{news}:history": true}
-	if len(keys) != len(want) || !want[keys[0]] || !want[keys[1]] {
+	want := map[string]bool{"announce:{news}:id": true, "announce:{news}:history": true, "announce:channels": true}
+	if len(keys) != len(want) || !want[keys[0]] || !want[keys[1]] || !want[keys[2]] {
 		t.Fatalf("keys = %q, want %v", keys, want)
 	}
 }
