@@ -3,22 +3,11 @@
 package main
 
 import (
-	"fmt"
 	"os"
 
 	"github.com/announce/announce/internal/cli"
 )
 
 func main() {
-	args := os.Args[1:]
-	cmd := "serve"
-	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
-		cmd, args = args[0], args[1:]
-	}
-	run, ok := cli.Commands[cmd]
-	if !ok {
-		fmt.Fprintf(os.Stderr, "announce: unknown command %q (commands: serve, pub, sub, bench, token)\n", cmd)
-		os.Exit(2)
-	}
-	os.Exit(run(args, os.Stdin, os.Stdout, os.Stderr))
+	os.Exit(cli.Main(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }

@@ -6,9 +6,10 @@ import "time"
 // webhooks see it: from Connected to Disconnected.
 //
 // A WebSocket or SSE session is one connection. A long-poll session is one
-// client across its polls: the API gives every poll of a client the same ID,
-// and the presence tracker keeps the session for a grace period after each
-// poll, so a client between two polls is still present.
+// client across its polls: each poll's ID is its client's cookie, the one
+// it presented or the one its answer issues; the presence tracker keeps the
+// session for a grace period after each poll, so a client between two polls
+// is still present.
 type Session struct {
 	// ID identifies the session; unique on this node (stream IDs include
 	// the node's ID, so they are unique across nodes too).
@@ -20,11 +21,15 @@ type Session struct {
 	Name string
 	// Time is when the event happened.
 	Time time.Time
-	// Alias, for a long-poll session, is the ID its client's first poll had,
-	// before the client had a session cookie: a session present under that
-	// ID continues under ID (keeping its original ID) rather than counting
-	// the client twice.
-	Alias string
+	// Fingerprint, for a long-poll, tells apart clients that keep no
+	// cookie (the API hashes their address, User-Agent and name). A poll
+	// whose ID the tracker does not know continues the session its
+	// fingerprint began, until a poll of that session presents its cookie.
+	Fingerprint string
+	// Issued, for a long-poll, reports that ID is the cookie this poll's
+	// answer gives its client, which had none; otherwise the client
+	// presented ID, and the session is its cookie's from then on.
+	Issued bool
 }
 
 // Publication is an accepted publish, as webhooks see it.

@@ -51,9 +51,11 @@ const maxAhead = 64 << 10
 
 // pollObserver returns the observer a poll waits on: for a connection
 // that can be taken over, a notifying one and the deferred answer it
-// kicks; otherwise an ordinary one and a nil answer.
+// kicks; otherwise an ordinary one and a nil answer. A poll with a body
+// waits the ordinary way, so that net/http reads past the body: taken
+// over, its bytes would be replayed as the client's next request.
 func (s *Server) pollObserver(c *gin.Context) (*deferredAnswer, *announce.Observer) {
-	if !canHijack(c) {
+	if !canHijack(c) || c.Request.ContentLength != 0 {
 		return nil, announce.NewObserver(announce.Poll, 1)
 	}
 	d := &deferredAnswer{s: s, fd: -1}

@@ -1,8 +1,10 @@
 package api
 
 import (
+	"errors"
 	"net"
 	"sync"
+	"time"
 )
 
 // Listener wraps the server's listener so that a connection taken over for
@@ -10,7 +12,10 @@ import (
 // the client's next poll reuses it (keep-alive), as it would had the
 // handler answered it. Without it, such answers close the connection.
 func (s *Server) Listener(l net.Listener) net.Listener {
-	hl := &handbackListener{Listener: l, back: make(chan net.Conn), accepted: make(chan acceptResult), done: make(chan struct{})}
+	hl := &handbackListener{
+		Listener: l, back: make(chan net.Conn), accepted: make(chan acceptResult), done: make(chan struct{}),
+		acceptFailed: s.acceptFailed,
+	}
 	go hl.acceptLoop()
 	s.handback.Store(hl)
 	return hl
@@ -27,11 +32,36 @@ type handbackListener struct {
 	accepted  chan acceptResult
 	done      chan struct{}
 	closeOnce sync.Once
+
+	// acceptFailed is told of each accept error the loop backs off from.
+	acceptFailed func(err error, retry time.Duration)
 }
 
+// Accept errors other than a closed listener (EMFILE, ENFILE, ENOBUFS) pass
+// once descriptors or memory are freed: the loop waits and tries again, as
+// net/http does, instead of ending and leaving the server deaf for good.
+const (
+	acceptRetryFirst = 5 * time.Millisecond
+	acceptRetryMax   = time.Second
+)
+
+// acceptLoop feeds Accept with new connections until the listener closes.
+// It owns the wait between failed accepts, so net/http never sees them.
 func (l *handbackListener) acceptLoop() {
+	var retry time.Duration
 	for {
 		c, err := l.Listener.Accept()
+		if err != nil && !errors.Is(err, net.ErrClosed) {
+			retry = min(max(2*retry, acceptRetryFirst), acceptRetryMax)
+			l.acceptFailed(err, retry)
+			select {
+			case <-time.After(retry):
+				continue
+			case <-l.done:
+				return
+			}
+		}
+		retry = 0
 		select {
 		case l.accepted <- acceptResult{c, err}:
 		case <-l.done:
@@ -41,12 +71,22 @@ func (l *handbackListener) acceptLoop() {
 			return
 		}
 		if err != nil {
-			if ne, ok := err.(net.Error); ok && ne.Timeout() {
-				continue
-			}
 			return // the listener is closed; Accept reports it
 		}
 	}
+}
+
+// acceptFailed counts an accept error and logs it at most once a minute:
+// a flood of connections must not flood the log too.
+func (s *Server) acceptFailed(err error, retry time.Duration) {
+	s.metrics.acceptErrors.Inc()
+	now, last := time.Now().UnixNano(), s.acceptLogged.Load()
+	recent := last != 0 && now-last < int64(time.Minute)
+	if recent || !s.acceptLogged.CompareAndSwap(last, now) {
+		return
+	}
+	s.log.Warn("accepting connections failed; retrying (raise the open-file limit, or lower --max-conns)",
+		"err", err, "retry", retry)
 }
 
 // Accept returns the next new or handed-back connection.

@@ -14,6 +14,7 @@ import (
 type metrics struct {
 	pollTimeouts   prometheus.Counter
 	publishSeconds prometheus.Histogram
+	acceptErrors   prometheus.Counter
 }
 
 func newMetrics(reg *prometheus.Registry, hub *announce.Hub) (*metrics, error) {
@@ -26,9 +27,12 @@ func newMetrics(reg *prometheus.Registry, hub *announce.Hub) (*metrics, error) {
 			Name: "announce_publish_seconds", Help: "Time from receiving a publish to its acknowledgement (store commit).",
 			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16),
 		}),
+		acceptErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "announce_accept_errors_total", Help: "Failed accepts of new connections (too many open files, ...), each retried after a back-off.",
+		}),
 	}
 	cs := []prometheus.Collector{
-		m.pollTimeouts, m.publishSeconds,
+		m.pollTimeouts, m.publishSeconds, m.acceptErrors,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "announce_published_total", Help: "Messages accepted for publishing."},
 			func() float64 { return float64(st.Published()) }),

@@ -122,7 +122,7 @@ func (s *Server) attach(c *gin.Context, t announce.Transport, notify func()) *ob
 	p := &observerPresence{events: s.pres.events}
 	p.session = announce.Session{Channel: channelOf(c), Transport: t, Name: accessOf(c).name, Time: time.Now()}
 	if t == announce.Poll {
-		p.session.ID, p.session.Alias = s.pollSession(c, p.session.Name)
+		s.pollSession(c, &p.session)
 	} else {
 		p.session.ID = s.pres.tracker.Node() + "-" + strconv.FormatUint(s.pres.streams.Add(1), 10)
 		p.l = s.pres.tracker.ListenNotify(p.session.Channel, notify)
@@ -143,23 +143,24 @@ func (p *observerPresence) detach() {
 	p.events.Disconnected(s)
 }
 
-// pollSession returns the session ID of a long-poll client: from its
-// announce-client cookie, which the answer sets when the client has none.
-// A client without the cookie is told apart by its address, User-Agent and
-// name; that ID is also the alias its later, cookied polls continue, so a
-// browser's first poll does not count it twice.
-func (s *Server) pollSession(c *gin.Context, name string) (id, alias string) {
+// pollSession names a long-poll of the client for presence: ID is its
+// announce-client cookie, hashed; a client without one is given a new cookie
+// (answerPoll sets it, after the cursor cookie), and its fingerprint (address,
+// User-Agent and name) finds its session while it keeps no cookie.
+func (s *Server) pollSession(c *gin.Context, ps *announce.Session) {
 	h := sha256.New()
-	h.Write([]byte(c.ClientIP() + "\x00" + c.GetHeader("User-Agent") + "\x00" + name))
-	fingerprint := "p" + hex.EncodeToString(h.Sum(nil)[:8])
-	if v, ok := cookieValue(c.Request, clientCookie); ok && validClientID(v) {
-		sum := sha256.Sum256([]byte(v))
-		return "c" + hex.EncodeToString(sum[:8]), fingerprint
+	h.Write([]byte(c.ClientIP() + "\x00" + c.GetHeader("User-Agent") + "\x00" + ps.Name))
+	ps.Fingerprint = "p" + hex.EncodeToString(h.Sum(nil)[:8])
+	v, ok := cookieValue(c.Request, clientCookie)
+	if !ok || !validClientID(v) {
+		b := make([]byte, 16)
+		_, _ = rand.Read(b)
+		v = hex.EncodeToString(b)
+		c.Set(clientCookie, v)
+		ps.Issued = true
 	}
-	b := make([]byte, 16)
-	_, _ = rand.Read(b)
-	c.Set(clientCookie, hex.EncodeToString(b)) // answerPoll sets it, after the cursor cookie
-	return fingerprint, ""
+	sum := sha256.Sum256([]byte(v))
+	ps.ID = "c" + hex.EncodeToString(sum[:8])
 }
 
 func validClientID(v string) bool {

@@ -124,10 +124,15 @@ func credential(r *http.Request) (cred string, fromHeader bool) {
 // authorizePublish checks an HTTP publish: with a publish key set, it needs
 // Authorization: Bearer with the key or a token granting publishing to the
 // channel. A token may also come as ?token=, the key never: a URL ends up
-// in access logs and proxies' logs.
+// in access logs and proxies' logs. Without a key anyone publishes, but a
+// token presented must be valid (checkPresentedTokens).
 func (s *Server) authorizePublish(c *gin.Context) error {
 	if s.cfg.PublishKey == "" {
-		return nil
+		cred, _ := bearer(c.GetHeader("Authorization"))
+		if !token.LooksLikeToken(cred) {
+			cred = "" // another bearer value (a key an open server has not): none of ours
+		}
+		return s.checkPresentedTokens(channelOf(c), cred, c.Query("token"))
 	}
 	if h := c.GetHeader("Authorization"); h != "" { // where the publish key travels: it wins
 		cred, _ := bearer(h) // another scheme: none
@@ -143,7 +148,13 @@ func (s *Server) authorizePublish(c *gin.Context) error {
 // connection whose token grants publishing, or the frame's key (the publish
 // key or a token granting publishing).
 func (s *Server) authorizeFrame(channel, key string, a access) error {
-	if s.cfg.PublishKey == "" || (a.publish && (a.expires.IsZero() || time.Now().Before(a.expires))) {
+	if s.cfg.PublishKey == "" {
+		if !token.LooksLikeToken(key) {
+			return nil
+		}
+		return s.checkPresentedTokens(channel, key)
+	}
+	if a.publish && (a.expires.IsZero() || time.Now().Before(a.expires)) {
 		return nil
 	}
 	if key == "" {
@@ -172,6 +183,26 @@ func (s *Server) checkPublishToken(channel, cred string) error {
 		return err
 	}
 	return claims.Allows(channel, true)
+}
+
+// checkPresentedTokens is the rule of an open server (no publish key),
+// where anyone publishes: a token that is presented must still be valid (a
+// forged or expired one answers 401) and for the channel (403), as when
+// observing. A publish grant is not needed. Empty credentials are skipped.
+func (s *Server) checkPresentedTokens(channel string, creds ...string) error {
+	for _, cred := range creds {
+		if cred == "" {
+			continue
+		}
+		claims, err := s.hosted.signer.Verify(cred)
+		if err != nil {
+			return err
+		}
+		if err := claims.Allows(channel, false); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // capToToken shortens a wait so it never outlives the request's token.

@@ -82,6 +82,7 @@ type Server struct {
 	sessions     sessions      // told of the shutdown (sessions.go)
 	pool         *netpoll.Pool // runs the sessions' and deferred answers' work
 	handback     atomic.Value  // *handbackListener, once Listener wrapped one
+	acceptLogged atomic.Int64  // unix ns of the last accept error logged
 
 	hosted hosted        // private channels, tokens, idempotency (private.go)
 	pres   presenceState // presence and the events webhooks get (presence.go)
@@ -192,7 +193,7 @@ func (s *Server) routes() *gin.Engine {
 	r.UnescapePathValues = true
 	r.HandleMethodNotAllowed = true
 	r.RedirectTrailingSlash = false
-	r.Use(gin.Recovery(), s.noStore, wellFormedQuery, s.bodyDeadline, s.cors.middleware)
+	r.Use(gin.Recovery(), s.noStore, wellFormedQuery, closeAfterChunked, s.bodyDeadline, s.cors.middleware)
 
 	// HEAD answers wherever GET does (RFC 9110 9.3.2): monitors and link
 	// checkers probe with it. Routes that wait or stream answer their

@@ -1,7 +1,7 @@
 // The teaching demo: one channel observed three ways side by side.
 //
 // Every panel starts from the id of the announcement the server rendered into
-// the page (window.announceCurrent), so nothing published after the page was
+// the page (the JSON block #announce-current), so nothing published after the page was
 // rendered is lost, and nothing already on the page is fetched again:
 //
 //   long-poll  $.getJSON(".../status", {since: id}) in a loop, the legacy way
@@ -14,8 +14,15 @@
 (function () {
   "use strict";
 
+  // renderedCurrent reads the announcement the server rendered into the page
+  // as data (a script of type application/json: the page runs no inline script).
+  function renderedCurrent() {
+    var el = document.getElementById("announce-current");
+    try { return el ? JSON.parse(el.textContent) : null; } catch (e) { return null; }
+  }
+
   var channel = document.body.getAttribute("data-channel");
-  var start = window.announceCurrent || {id: 0, channel: channel, content: ""};
+  var start = renderedCurrent() || {id: 0, channel: channel, content: ""};
   var base = "/channels/" + encodeURIComponent(channel);
   // A private channel's page is opened with ?token=; every transport passes it on.
   var token = new URLSearchParams(location.search).get("token");

@@ -99,6 +99,15 @@ func (c *Client) CloseIdleConnections() { c.http.CloseIdleConnections() }
 // Server returns the server's base URL.
 func (c *Client) Server() string { return c.base.String() }
 
+// presenceQuery is a query naming the observer for presence (empty: none).
+func presenceQuery(name string) url.Values {
+	q := url.Values{}
+	if name != "" {
+		q.Set("name", name)
+	}
+	return q
+}
+
 // endpoint is the URL of path (which starts with "/") on the server, with query.
 func (c *Client) endpoint(path string, query url.Values) string {
 	u := *c.base

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"net/url"
 	"strconv"
 	"time"
 )
@@ -25,6 +24,7 @@ type pollConn struct {
 	client  *Client
 	channel string
 	token   string
+	name    string // presence name, sent with every poll
 	wait    time.Duration
 	ctx     context.Context
 	since   uint64    // id of the last message handed out
@@ -32,7 +32,7 @@ type pollConn struct {
 }
 
 func (s *Subscription) dialPoll(ctx context.Context, cursor *uint64) (conn, string, error) {
-	p := &pollConn{client: s.client, channel: s.channel, token: s.opts.Token, wait: s.opts.PollWait, ctx: ctx}
+	p := &pollConn{client: s.client, channel: s.channel, token: s.opts.Token, name: s.opts.Name, wait: s.opts.PollWait, ctx: ctx}
 	if cursor == nil {
 		// No cursor: start from the current message, like the other transports.
 		u := s.client.endpoint(channelPath(s.channel, ""), nil)
@@ -90,7 +90,7 @@ func (p *pollConn) next() (frame, error) {
 
 // poll asks for the messages after p.since, waiting up to wait for one.
 func (p *pollConn) poll(wait time.Duration) (string, []Message, error) {
-	q := url.Values{}
+	q := presenceQuery(p.name)
 	q.Set("since", strconv.FormatUint(p.since, 10))
 	q.Set("limit", strconv.Itoa(pollPage))
 	if wait > 0 {

@@ -22,7 +22,7 @@ type sseConn struct {
 }
 
 func (s *Subscription) dialSSE(ctx context.Context, cursor *uint64) (conn, string, error) {
-	u := s.client.endpoint(channelPath(s.channel, "/events"), nil)
+	u := s.client.endpoint(channelPath(s.channel, "/events"), presenceQuery(s.opts.Name))
 	ctx, cancel := context.WithCancel(ctx)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {

@@ -46,6 +46,9 @@ type SubscribeOptions struct {
 	// Token, when set, is sent as Authorization: Bearer TOKEN: a token the
 	// server issued for a private channel (or its publish key).
 	Token string
+	// Name, when set, is the name this observer goes by in the channel's
+	// presence (sent as ?name=).
+	Name string
 	// MaxBackoff caps the wait between reconnection attempts (default 5s).
 	MaxBackoff time.Duration
 	// IdleTimeout is how long a connection may stay silent before it is

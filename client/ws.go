@@ -30,9 +30,9 @@ func (w *wireMessage) message() Message {
 	return Message{ID: w.ID, Channel: w.Channel, Content: w.Content, Time: w.Time, Expired: w.Expired}
 }
 
-// wsURL is the channel's WebSocket endpoint with the cursor.
-func (c *Client) wsURL(channel string, cursor *uint64) string {
-	q := url.Values{}
+// wsURL is the channel's WebSocket endpoint with the cursor and presence name.
+func (c *Client) wsURL(channel string, cursor *uint64, name string) string {
+	q := presenceQuery(name)
 	if cursor != nil {
 		q.Set("since", strconv.FormatUint(*cursor, 10))
 	}
@@ -52,7 +52,7 @@ type wsConn struct {
 }
 
 func (s *Subscription) dialWebSocket(ctx context.Context, cursor *uint64) (conn, string, error) {
-	u := s.client.wsURL(s.channel, cursor)
+	u := s.client.wsURL(s.channel, cursor, s.opts.Name)
 	h := http.Header{}
 	setToken(h, s.opts.Token)
 	c, resp, err := s.client.ws.DialContext(ctx, u, h)

@@ -65,12 +65,16 @@ type Tracker struct {
 	sinks     []announce.Events
 	log       *slog.Logger
 
-	mu        sync.Mutex
-	sessions  map[sessionKey]*session
-	local     map[string]*local // this node's observers by channel; absent when none
-	listeners map[string]map[*Listener]struct{}
-	dirty     map[string]struct{} // channels whose backend entry is stale
-	closed    bool
+	mu       sync.Mutex
+	sessions map[sessionKey]*session // by each of their keys (sessionRef)
+	// fingerprints are the poll sessions no poll presented the cookie of,
+	// by their first poll's fingerprint.
+	fingerprints map[sessionKey]*session
+	live         int               // sessions present
+	local        map[string]*local // this node's observers by channel; absent when none
+	listeners    map[string]map[*Listener]struct{}
+	dirty        map[string]struct{} // channels whose backend entry is stale
+	closed       bool
 
 	written map[string]bool // channels with an entry in the backend; the syncer's
 	others  map[string]cachedCounts
@@ -89,13 +93,14 @@ type Tracker struct {
 	putFailing      atomic.Bool
 }
 
-type sessionKey struct{ channel, id string }
-
 type session struct {
-	announce.Session
-	refs  int         // attached polls or connections
-	timer *time.Timer // the grace timer of a poll session with no poll attached
-	gen   uint64      // invalidates a grace timer that fired too late
+	announce.Session             // its first poll's (or its connection's); webhooks see this ID throughout
+	refs             int         // attached polls or connections
+	timer            *time.Timer // the grace timer of a poll session with no poll attached
+	gen              uint64      // invalidates a grace timer that fired too late
+	keys             []sessionRef
+	fingerprint      string // its key in Tracker.fingerprints; "" once claimed (keys.go)
+	gone             bool
 }
 
 type local struct {
@@ -121,21 +126,22 @@ func New(cfg Config) (*Tracker, error) {
 		return nil, errors.New("presence: Grace and Heartbeat must not be negative")
 	}
 	t := &Tracker{
-		node:      cfg.Node,
-		grace:     cfg.Grace,
-		events:    cfg.Events,
-		backend:   cfg.Backend,
-		heartbeat: cfg.Heartbeat,
-		sinks:     slices.DeleteFunc(slices.Clone(cfg.Sinks), func(e announce.Events) bool { return e == nil }),
-		log:       cfg.Logger,
-		sessions:  make(map[sessionKey]*session),
-		local:     make(map[string]*local),
-		listeners: make(map[string]map[*Listener]struct{}),
-		dirty:     make(map[string]struct{}),
-		written:   make(map[string]bool),
-		others:    make(map[string]cachedCounts),
-		kick:      make(chan struct{}, 1),
-		quit:      make(chan struct{}),
+		node:         cfg.Node,
+		grace:        cfg.Grace,
+		events:       cfg.Events,
+		backend:      cfg.Backend,
+		heartbeat:    cfg.Heartbeat,
+		sinks:        slices.DeleteFunc(slices.Clone(cfg.Sinks), func(e announce.Events) bool { return e == nil }),
+		log:          cfg.Logger,
+		sessions:     make(map[sessionKey]*session),
+		fingerprints: make(map[sessionKey]*session),
+		local:        make(map[string]*local),
+		listeners:    make(map[string]map[*Listener]struct{}),
+		dirty:        make(map[string]struct{}),
+		written:      make(map[string]bool),
+		others:       make(map[string]cachedCounts),
+		kick:         make(chan struct{}, 1),
+		quit:         make(chan struct{}),
 	}
 	t.ctx, t.cancel = context.WithCancel(context.Background())
 	if t.node == "" {
@@ -186,43 +192,37 @@ func (t *Tracker) EventsEnabled() bool { return t.events }
 
 // Connected implements announce.Events: a new session joins; a session
 // already present (a poll client polling again) is kept and its grace ends.
+// A poll client that changed its name is renamed: its observers see it
+// leave under the old name and join under the new one.
 func (t *Tracker) Connected(s announce.Session) {
 	if s.Time.IsZero() {
 		s.Time = time.Now()
 	}
-	k := sessionKey{s.Channel, s.ID}
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.closed {
 		return
 	}
-	ss := t.sessions[k]
-	if ss == nil && s.Alias != "" {
-		// A poll client's first poll, made before it had its cookie, is
-		// this session: continue it under its new key.
-		ak := sessionKey{s.Channel, s.Alias}
-		if as := t.sessions[ak]; as != nil && as.refs == 0 && as.Transport == s.Transport {
-			delete(t.sessions, ak)
-			t.sessions[k] = as
-			ss = as
-		}
-	}
-	if ss != nil {
+	if ss := t.findLocked(s); ss != nil {
+		ss.attached(s.ID, 1)
 		ss.refs++
 		if ss.timer != nil {
 			ss.timer.Stop()
 			ss.timer = nil
 			ss.gen++
 		}
-		if s.Name != ss.Name { // a poll client that changed its name
-			l := t.local[s.Channel]
-			l.rename(ss.Name, s.Name)
-			ss.Name = s.Name
-			t.markDirty(s.Channel)
+		if s.Name != ss.Name {
+			t.renameLocked(ss, s.Name)
 		}
 		return
 	}
-	t.sessions[k] = &session{Session: s, refs: 1}
+	ss := &session{Session: s, refs: 1, keys: []sessionRef{{id: s.ID, attached: 1}}}
+	t.sessions[sessionKey{s.Channel, s.ID}] = ss
+	if s.Transport == announce.Poll && s.Issued && s.Fingerprint != "" {
+		ss.fingerprint = s.Fingerprint
+		t.fingerprints[sessionKey{s.Channel, s.Fingerprint}] = ss
+	}
+	t.live++
 	l := t.local[s.Channel]
 	if l == nil {
 		l = &local{names: make(map[string]int)}
@@ -237,14 +237,27 @@ func (t *Tracker) Connected(s announce.Session) {
 	}
 }
 
+// renameLocked gives a session a new name: a leave under the old name and
+// a join under the new one for listeners; the sinks see one session, with
+// its last name when it ends. Requires t.mu.
+func (t *Tracker) renameLocked(ss *session, name string) {
+	l := t.local[ss.Channel]
+	without := l.counts
+	without.add(ss.Transport, -1)
+	t.emitLocked("leave", ss.Session, without)
+	l.rename(ss.Name, name)
+	ss.Name = name
+	t.markDirty(ss.Channel)
+	t.emitLocked("join", ss.Session, l.counts)
+}
+
 // Disconnected implements announce.Events: a stream session leaves at once;
 // a poll session leaves when no poll of it came back within the grace.
 func (t *Tracker) Disconnected(s announce.Session) {
-	k := sessionKey{s.Channel, s.ID}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	ss := t.sessions[k]
-	if ss == nil || ss.refs == 0 {
+	ss := t.sessions[sessionKey{s.Channel, s.ID}]
+	if ss == nil || ss.refs == 0 || !ss.attached(s.ID, -1) {
 		return
 	}
 	ss.refs--
@@ -254,10 +267,10 @@ func (t *Tracker) Disconnected(s announce.Session) {
 	if ss.Transport == announce.Poll {
 		ss.gen++
 		gen := ss.gen
-		ss.timer = time.AfterFunc(t.grace, func() { t.expire(k, gen) })
+		ss.timer = time.AfterFunc(t.grace, func() { t.expire(ss, gen) })
 		return
 	}
-	t.removeLocked(k, ss)
+	t.removeLocked(ss)
 }
 
 // Published implements announce.Events: it passes the publication on to the sinks.
@@ -268,30 +281,30 @@ func (t *Tracker) Published(p announce.Publication) {
 }
 
 // expire ends a poll session whose grace passed without a new poll.
-func (t *Tracker) expire(k sessionKey, gen uint64) {
+func (t *Tracker) expire(ss *session, gen uint64) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	ss := t.sessions[k]
-	if ss == nil || ss.gen != gen || ss.refs > 0 {
+	if ss.gone || ss.gen != gen || ss.refs > 0 {
 		return // polled again meanwhile
 	}
-	t.removeLocked(k, ss)
+	t.removeLocked(ss)
 }
 
 // removeLocked ends a session. Requires t.mu.
-func (t *Tracker) removeLocked(k sessionKey, ss *session) {
-	delete(t.sessions, k)
+func (t *Tracker) removeLocked(ss *session) {
+	ss.forgetLocked(t)
+	t.live--
 	if ss.timer != nil {
 		ss.timer.Stop()
 	}
-	l := t.local[k.channel]
+	l := t.local[ss.Channel]
 	l.counts.add(ss.Transport, -1)
 	l.rename(ss.Name, "")
 	counts := l.counts
 	if counts.Total() == 0 {
-		delete(t.local, k.channel)
+		delete(t.local, ss.Channel)
 	}
-	t.markDirty(k.channel)
+	t.markDirty(ss.Channel)
 	s := ss.Session
 	s.Time = time.Now()
 	t.emitLocked("leave", s, counts)
@@ -383,7 +396,7 @@ type Stats struct {
 // Stats returns the tracker's counters.
 func (t *Tracker) Stats() Stats {
 	t.mu.Lock()
-	n := len(t.sessions)
+	n := t.live
 	t.mu.Unlock()
 	return Stats{Sessions: n, EventsDropped: t.eventsDropped.Load(), ListenerDropped: t.listenerDropped.Load()}
 }
@@ -401,8 +414,10 @@ func (t *Tracker) Close(ctx context.Context) error {
 		return nil
 	}
 	t.closed = true
-	for k, ss := range t.sessions {
-		t.removeLocked(k, ss) // a leave for every node's listeners, and the sinks
+	for _, ss := range t.sessions {
+		if !ss.gone { // a session has several keys
+			t.removeLocked(ss) // a leave for every node's listeners, and the sinks
+		}
 	}
 	t.mu.Unlock()
 	close(t.quit) // the emitter sends the leaves queued, then stops

@@ -122,29 +122,6 @@ func TestPollGrace(t *testing.T) {
 	}
 }
 
-// TestPollAlias: a browser's first poll (no cookie yet, a fingerprint ID)
-// and its cookied polls are one session under the first ID.
-func TestPollAlias(t *testing.T) {
-	rec := new(recorder)
-	tr := newTracker(t, presence.Config{Grace: time.Minute, Sinks: []announce.Events{rec}})
-	first := sess("fp", "news", announce.Poll, "")
-	tr.Connected(first)
-	tr.Disconnected(first)
-	next := sess("cookie", "news", announce.Poll, "")
-	next.Alias = "fp"
-	for range 3 {
-		tr.Connected(next)
-		tr.Disconnected(next)
-	}
-	if got := tr.Local("news"); got.Poll != 1 {
-		t.Fatalf("counted %d poll observers, want 1", got.Poll)
-	}
-	_ = tr.Close(t.Context())
-	if got := rec.got(); !slices.Equal(got, []string{"connected fp", "disconnected fp"}) {
-		t.Fatalf("sinks got %q", got)
-	}
-}
-
 func TestSinksGetSessionsOncePublishedAlways(t *testing.T) {
 	rec := new(recorder)
 	tr := newTracker(t, presence.Config{Sinks: []announce.Events{rec, nil}})

@@ -69,21 +69,24 @@ func (b *benchRun) fanout(ctx context.Context) (benchReport, error) {
 		}
 	}()
 	head := b.publishHead()
+	// A refused publish (401, 403) ends the publishing at once.
+	pctx, refuse := context.WithCancelCause(ctx)
+	defer refuse(nil)
 	var inflight sync.WaitGroup
 	cpuBefore, _ := b.serverMetrics(ctx)
 	start := time.Now()
 	for i := range cfg.messages {
 		if d := time.Until(start.Add(time.Duration(i) * interval)); d > 0 {
-			if !sleepCtx(ctx, d) {
+			if !sleepCtx(pctx, d) {
 				break
 			}
 		}
 		var p *benchPublisher
 		select {
 		case p = <-idle:
-		case <-ctx.Done():
+		case <-pctx.Done():
 		}
-		if ctx.Err() != nil {
+		if pctx.Err() != nil {
 			break
 		}
 		inflight.Add(1)
@@ -92,6 +95,9 @@ func (b *benchRun) fanout(ctx context.Context) (benchReport, error) {
 			defer func() { idle <- p }()
 			content := fmt.Sprintf(`{"t":%d,"seq":%d%s}`, time.Now().UnixNano(), i, pad)
 			id, err := p.publish(ctx, head, content, i)
+			if refused := (*refusedError)(nil); errors.As(err, &refused) {
+				refuse(err)
+			}
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
@@ -107,6 +113,10 @@ func (b *benchRun) fanout(ctx context.Context) (benchReport, error) {
 		}()
 	}
 	inflight.Wait()
+	if err := context.Cause(pctx); ctx.Err() == nil && err != nil && !errors.Is(err, context.Canceled) {
+		stopProgress()
+		return nil, err
+	}
 	slices.Sort(acked)
 	published := lastAck.Sub(start)
 	stopProgress()

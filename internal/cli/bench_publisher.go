@@ -108,6 +108,9 @@ func (p *benchPublisher) publish(ctx context.Context, head, content string, seq 
 		} else {
 			retry = retry && (status == 0 || status == http.StatusBadGateway || status == http.StatusServiceUnavailable || status == http.StatusGatewayTimeout)
 		}
+		if !nchan && (status == http.StatusUnauthorized || status == http.StatusForbidden) {
+			return 0, &refusedError{err}
+		}
 		if !retry {
 			if attempt > 0 {
 				err = fmt.Errorf("after %d attempts: %w", attempt+1, err)
@@ -199,6 +202,16 @@ func (p *benchPublisher) close() {
 		p.conn, p.br = nil, nil
 	}
 }
+
+// refusedError is a publish the server refused for its credentials: every
+// other would be refused too, so the run stops at once.
+type refusedError struct{ err error }
+
+func (e *refusedError) Error() string {
+	return e.err.Error() + "; pass the server's publish key with --publish-key (or ANNOUNCE_PUBLISH_KEY)"
+}
+
+func (e *refusedError) Unwrap() error { return e.err }
 
 func isTimeout(err error) bool {
 	var ne net.Error

@@ -53,11 +53,13 @@ func parse(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) error {
 }
 
 // parseFlags is fs.Parse with the help that --help asks for on stdout (so
-// that it pipes into grep or less), and a mistake's on stderr.
+// that it pipes into grep or less), and a mistake's on stderr. Flags may
+// follow positional arguments (announce pub hello -c ops); after "--"
+// everything is positional (announce pub -- -5 degrees).
 func parseFlags(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) error {
 	var out bytes.Buffer
 	fs.SetOutput(&out)
-	err := fs.Parse(args)
+	err := parseInterspersed(fs, args)
 	fs.SetOutput(stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		_, _ = out.WriteTo(stdout)
@@ -65,6 +67,34 @@ func parseFlags(fs *flag.FlagSet, args []string, stdout, stderr io.Writer) error
 		_, _ = out.WriteTo(stderr)
 	}
 	return err
+}
+
+// parseInterspersed parses the flags wherever they stand among args and
+// leaves fs.Args() holding the positional arguments in their order.
+func parseInterspersed(fs *flag.FlagSet, args []string) error {
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return err
+		}
+		rest := fs.Args()
+		if len(args) > 0 && len(rest) < len(args) && args[len(args)-len(rest)-1] == "--" {
+			positional = append(positional, rest...) // after "--": no flags
+			break
+		}
+		i := 0
+		for i < len(rest) && (len(rest[i]) < 2 || rest[i][0] != '-') {
+			i++
+		}
+		positional = append(positional, rest[:i]...)
+		if i == len(rest) {
+			break
+		}
+		args = rest[i:]
+	}
+	// A final "--" leaves fs.Args() the positional arguments alone; the
+	// flags set so far stay set.
+	return fs.Parse(append([]string{"--"}, positional...))
 }
 
 // parseArgs is parse for a command named name: when parsing ends the

@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -75,6 +77,10 @@ func Serve(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
 	defer signal.Stop(sig)
 	node, err := serve.Start(cfg)
+	if errors.Is(err, syscall.EADDRINUSE) {
+		log.Error("cannot start: another process is listening on "+cfg.Listen+"; choose another address with --listen (e.g. --listen :8001) or stop that process", "err", err)
+		return 1
+	}
 	if err != nil {
 		log.Error("cannot start", "err", err)
 		return 1
@@ -98,6 +104,9 @@ func Serve(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 }
 
 func validate(cfg serve.Config) error {
+	if err := validateListen(cfg.Listen); err != nil {
+		return err
+	}
 	switch {
 	case cfg.PollTimeout < time.Second:
 		return errors.New("--poll-timeout must be at least 1s")
@@ -117,4 +126,16 @@ func validate(cfg serve.Config) error {
 		return errors.New("--private-prefix must be 1 to 63 of [A-Za-z0-9_.:-]")
 	}
 	return nil
+}
+
+// validateListen checks --listen is host:port, suggesting the colon that a
+// bare port number lacks.
+func validateListen(addr string) error {
+	if _, _, err := net.SplitHostPort(addr); err == nil {
+		return nil
+	}
+	if _, err := strconv.ParseUint(addr, 10, 16); err == nil {
+		return fmt.Errorf("--listen %s: an address is HOST:PORT; for port %s on every interface write --listen :%s (or 127.0.0.1:%s for this machine only)", addr, addr, addr, addr)
+	}
+	return fmt.Errorf("--listen %q: want HOST:PORT, e.g. :8000 or 127.0.0.1:8000", addr)
 }

@@ -33,6 +33,7 @@ func sub(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writ
 	count := fs.Int("count", 0, "exit after this many messages (0: run until interrupted)")
 	token := fs.String("token", "", "a token for a private channel (better in ANNOUNCE_TOKEN: arguments show in ps)")
 	quiet := fs.Bool("quiet", false, "do not report connects and reconnects on standard error")
+	name := fs.String("name", "", "the name to go by in the channel's presence (GET /channels/CHANNEL/presence)")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), `Usage: announce sub [-c CHANNEL] [--server URL] [--transport ws|sse|poll] [--since ID] [--json]
 
@@ -56,7 +57,7 @@ Flags:
 		fmt.Fprintf(stderr, "announce sub: unexpected arguments %q (the channel is -c CHANNEL)\n", fs.Args())
 		return 2
 	}
-	opts := client.SubscribeOptions{Token: *token}
+	opts := client.SubscribeOptions{Token: *token, Name: *name}
 	var err error
 	if opts.Transport, err = client.ParseTransport(*transport); err != nil {
 		fmt.Fprintln(stderr, "announce sub: --transport:", err)
@@ -81,7 +82,7 @@ Flags:
 	s := c.Subscribe(ctx, cf.channel, opts)
 	defer s.Close()
 	events := s.Events()
-	printed := 0
+	printed, hinted := 0, false
 	for {
 		select {
 		case ev, ok := <-events:
@@ -91,6 +92,13 @@ Flags:
 			}
 			if !*quiet || ev.Kind == client.Truncated || ev.Kind == client.Reset {
 				fmt.Fprintf(stderr, "announce sub: %s: %s\n", cf.channel, ev)
+			}
+			switch {
+			case ev.Kind == client.Connected:
+				hinted = false
+			case ev.Kind == client.Reconnecting && ev.Attempt >= hintAfter && !hinted:
+				hinted = true
+				fmt.Fprintf(stderr, "announce sub: %d attempts failed in a row: is announce running at %s? (start it with `announce serve`, or point --server at it)\n", ev.Attempt, c.Server())
 			}
 		case m, ok := <-s.Messages():
 			if !ok {
@@ -111,6 +119,10 @@ Flags:
 		}
 	}
 }
+
+// hintAfter is how many failed connections in a row earn the hint that
+// the server may not be running.
+const hintAfter = 3
 
 func printMessage(w io.Writer, m client.Message, asJSON bool) error {
 	if !asJSON {

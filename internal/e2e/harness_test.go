@@ -75,11 +75,13 @@ type browser struct {
 
 	mu       sync.Mutex
 	messages []chromedp.ConsoleMessage
+	allowed  []string // console text a test provoked on purpose (allowConsole)
 }
 
 // newBrowser opens a tab and records the page's console. An exception the
-// page did not catch fails the test; console errors (a refused connection
-// while the server restarts) are only logged.
+// page did not catch, or a violation of a page's Content-Security-Policy
+// (csp_test.go), fails the test; other console errors (a refused
+// connection while the server restarts) are only logged.
 func newBrowser(t *testing.T) *browser {
 	t.Helper()
 	b := &browser{t: t, ctx: testenv.BrowserContext(t)}
@@ -100,12 +102,33 @@ func newBrowser(t *testing.T) *browser {
 		for _, m := range b.messages {
 			if m.IsException() {
 				t.Errorf("the page threw: %s", m)
+			} else if violatesCSP(m.Text) && !b.provoked(m.Text) {
+				t.Errorf("the page broke its policy: %s", m)
 			} else if t.Failed() || testing.Verbose() {
 				t.Logf("console: %s", m)
 			}
 		}
 	})
+	b.recordCSPViolations()
 	return b
+}
+
+// allowConsole lets console messages containing one of texts pass: the
+// test provoked them.
+func (b *browser) allowConsole(texts ...string) {
+	b.mu.Lock()
+	b.allowed = append(b.allowed, texts...)
+	b.mu.Unlock()
+}
+
+// provoked reports whether an allowed text is in s. Requires b.mu.
+func (b *browser) provoked(s string) bool {
+	for _, a := range b.allowed {
+		if strings.Contains(s, a) {
+			return true
+		}
+	}
+	return false
 }
 
 // do runs actions, each run bounded by actionTimeout.

@@ -128,6 +128,9 @@ type serverOpts struct {
 	// bare passes only --listen and --data-dir before the args, so that
 	// ANNOUNCE_POLL_TIMEOUT is not overridden by the usual --poll-timeout.
 	bare bool
+	// nofile, when set, is the process's open-file limit (soft and hard),
+	// set by the shell that execs it.
+	nofile int
 }
 
 // startServer runs `announce serve --listen 127.0.0.1:PORT --data-dir dir
@@ -154,6 +157,9 @@ func startServerOpts(t *testing.T, o serverOpts, dir string, args ...string) *se
 		all = append(all, args...)
 		s := &server{t: t, URL: "http://" + addr, Addr: addr, out: new(lockedBuffer), done: make(chan struct{})}
 		s.cmd = exec.Command(bin, all...)
+		if o.nofile > 0 {
+			s.cmd = exec.Command("/bin/sh", append([]string{"-c", `ulimit -n "$0" && exec "$@"`, strconv.Itoa(o.nofile), bin}, all...)...)
+		}
 		s.cmd.Env = cleanEnv(o.env...)
 		s.cmd.Stdout, s.cmd.Stderr = s.out, s.out
 		if err := testenv.StartProcess(s.cmd, &s.err, s.done); err != nil {
