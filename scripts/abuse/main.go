@@ -41,6 +41,7 @@ func main() {
 	http.DefaultClient.Timeout = 5 * time.Second // a server that stopped accepting must not hang the table
 	rows := []row{
 		run("distinct-name GETs", nil, "", distinctGets),
+		run("long-polls on unknown names", nil, "", unknownLongPolls),
 		run("declared WS frames", nil, "", declaredFrames),
 		run("publish flood, --publish-rate 100", []string{"--publish-rate", "100", "--publish-burst", "100"}, "", publishFlood),
 		run("conns from one IP, --max-conns-per-ip 50", []string{"--max-conns-per-ip", "50"}, "", perIPConns),
@@ -262,21 +263,54 @@ func perIPConns(s *server, during func() string) string {
 		}
 		conns = append(conns, c)
 	}
-	time.Sleep(500 * time.Millisecond)
-	refused := 0
-	for _, c := range conns {
-		_ = c.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
-		var b [1]byte
-		if _, err := c.Read(b[:]); err == nil {
-			refused++ // only refused connections are answered unasked
+	statuses := map[int]int{}
+	for i, c := range conns {
+		if i < 50 {
+			continue // the first 50 stay idle and hold their places
 		}
+		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+		fmt.Fprintf(c, "GET /channels/x HTTP/1.1\r\nHost: x\r\n\r\n")
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			statuses[0]++
+			continue
+		}
+		statuses[resp.StatusCode]++
+		resp.Body.Close()
 	}
-	h := "n/a (the limit applies to /healthz too)"
-	_ = during
+	during() // a liveness probe past the limit still gets 200
 	for _, c := range conns {
 		c.Close()
 	}
-	return fmt.Sprintf("200 idle connections: %d refused with 429; %s", refused, h)
+	return fmt.Sprintf("200 connections, 150 asking GET /channels/x: %d answered 429, %d 200", statuses[429], statuses[200])
+}
+
+func unknownLongPolls(s *server, during func() string) string {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	tr := &http.Transport{MaxIdleConnsPerHost: 500}
+	const n = 100_000
+	for range 500 {
+		wg.Go(func() {
+			c := http.Client{Transport: tr, Timeout: 10 * time.Second}
+			for {
+				i := next.Add(1)
+				if i > n {
+					return
+				}
+				resp, err := c.Get(fmt.Sprintf("%s/channels/lp-%d/status?timeout=0.2", s.url, i))
+				if err == nil {
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
+				if i == n/2 {
+					during()
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return fmt.Sprintf("%d long-polls on distinct unknown names, 500 at a time, 0.2 s each", n)
 }
 
 func emfile(s *server, during func() string) string {
