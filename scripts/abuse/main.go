@@ -151,22 +151,28 @@ func current(s *server, ch string) string {
 }
 
 func heap(s *server) string {
+	return fmt.Sprintf("%.0f MiB", metric(s, "go_memstats_heap_alloc_bytes")/(1<<20))
+}
+
+// metric reads one unlabelled series of /metrics (-1 when absent).
+func metric(s *server, name string) float64 {
 	resp, err := http.Get(s.url + "/metrics")
 	if err != nil {
-		return "?"
+		return -1
 	}
 	defer resp.Body.Close()
 	sc := bufio.NewScanner(resp.Body)
 	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "go_memstats_heap_alloc_bytes "); ok {
+		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
 			f, _ := strconv.ParseFloat(v, 64)
-			return fmt.Sprintf("%.0f MiB", f/(1<<20))
+			return f
 		}
 	}
-	return "?"
+	return -1
 }
 
 func distinctGets(s *server, during func() string) string {
+	before := heap(s)
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	tr := &http.Transport{MaxIdleConnsPerHost: 64}
@@ -190,7 +196,8 @@ func distinctGets(s *server, during func() string) string {
 		})
 	}
 	wg.Wait()
-	return fmt.Sprintf("%d GETs /channels/x-N, 32 clients", *gets)
+	return fmt.Sprintf("%d GETs /channels/x-N, 32 clients; channels cached after: %.0f; heap %s -> %s",
+		*gets, metric(s, "announce_channels_cached"), before, heap(s))
 }
 
 func declaredFrames(s *server, during func() string) string {
@@ -282,10 +289,12 @@ func perIPConns(s *server, during func() string) string {
 	for _, c := range conns {
 		c.Close()
 	}
-	return fmt.Sprintf("200 connections, 150 asking GET /channels/x: %d answered 429, %d 200", statuses[429], statuses[200])
+	return fmt.Sprintf("200 connections, 150 asking GET /channels/x: %d answered 429, %d closed unanswered (at most 64 refusals are written at once), %d 200",
+		statuses[429], statuses[0], statuses[200])
 }
 
 func unknownLongPolls(s *server, during func() string) string {
+	before := heap(s)
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	tr := &http.Transport{MaxIdleConnsPerHost: 500}
@@ -310,7 +319,8 @@ func unknownLongPolls(s *server, during func() string) string {
 		})
 	}
 	wg.Wait()
-	return fmt.Sprintf("%d long-polls on distinct unknown names, 500 at a time, 0.2 s each", n)
+	return fmt.Sprintf("%d long-polls on distinct unknown names, 500 at a time, 0.2 s each; channels cached after: %.0f; heap %s -> %s",
+		n, metric(s, "announce_channels_cached"), before, heap(s))
 }
 
 func emfile(s *server, during func() string) string {
