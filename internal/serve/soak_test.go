@@ -56,6 +56,7 @@ func TestChurnSoak(t *testing.T) {
 	}
 	base := metricsOf(t, srv.URL)
 	t.Logf("%8s %10s %10s %9s %10s", "elapsed", "rss MiB", "goroutines", "observers", "churned")
+	t.Logf("%8s %10.1f %10.0f %9.0f %10d", "0s", base["process_resident_memory_bytes"]/(1<<20), base["go_goroutines"], base["announce_observers"], 0)
 
 	ctx, cancel := context.WithTimeout(t.Context(), dur)
 	defer cancel()
