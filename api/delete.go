@@ -36,13 +36,10 @@ func (s *Server) deleteChannel(c *gin.Context) {
 // deletedEvent is what a stream's observer is told when its channel is deleted.
 const deletedEvent = `{"event":"deleted"}`
 
-// channelLimitStatus maps the channel limits' errors (errors.go asks).
-func channelLimitStatus(err error) (int, bool) {
-	switch {
-	case errors.Is(err, announce.ErrTooManyChannels):
-		return http.StatusInsufficientStorage, true
-	case errors.Is(err, announce.ErrTooManyScheduledTotal):
-		return http.StatusTooManyRequests, true
+// channelLimitStatus maps the store-wide limits' errors (errors.go asks).
+func channelLimitStatus(err error) int {
+	if errors.Is(err, announce.ErrTooManyChannels) {
+		return http.StatusInsufficientStorage
 	}
-	return 0, false
+	return http.StatusTooManyRequests // ErrTooManyScheduledTotal
 }

@@ -45,8 +45,7 @@ func statusOf(err error) int {
 	case errors.Is(err, announce.ErrTooManyScheduled):
 		return http.StatusTooManyRequests
 	case errors.Is(err, announce.ErrTooManyChannels), errors.Is(err, announce.ErrTooManyScheduledTotal):
-		status, _ := channelLimitStatus(err)
-		return status
+		return channelLimitStatus(err)
 	case errors.Is(err, announce.ErrSchedulingUnsupported):
 		return http.StatusNotImplemented
 	case errors.Is(err, announce.ErrMessageTooLarge), errors.Is(err, errBodyTooLarge):

@@ -27,6 +27,7 @@ var (
 	bin  = flag.String("bin", "bin/announce", "the announce binary")
 	gets = flag.Int("gets", 1_000_000, "GETs of distinct channel names")
 	wsN  = flag.Int("ws", 5000, "WebSocket connections declaring a largest frame")
+	only = flag.String("only", "", "run only the attack whose name contains this")
 )
 
 type row struct {
@@ -56,6 +57,7 @@ func main() {
 
 type server struct {
 	url, addr string
+	debug     string // --debug-addr, whose heap profile forces a GC
 	cmd       *exec.Cmd
 }
 
@@ -63,12 +65,13 @@ type server struct {
 // returns the load it sent and checks /healthz while it runs), then reads
 // RSS, /healthz and the canary.
 func run(name string, args []string, nofile string, attack func(s *server, during func() string) string) row {
+	if !strings.Contains(name, *only) {
+		return row{attack: name, load: "skipped (-only)"}
+	}
 	dir, _ := os.MkdirTemp("", "abuse")
 	defer os.RemoveAll(dir)
-	ln, _ := net.Listen("tcp", "127.0.0.1:0")
-	addr := ln.Addr().String()
-	ln.Close()
-	cmdline := fmt.Sprintf("exec %s serve --listen %s --data-dir %s --publish-key abuse-key %s", *bin, addr, dir, strings.Join(args, " "))
+	addr, debug := freeAddr(), freeAddr()
+	cmdline := fmt.Sprintf("exec %s serve --listen %s --debug-addr %s --data-dir %s --publish-key abuse-key %s", *bin, addr, debug, dir, strings.Join(args, " "))
 	if nofile != "" {
 		cmdline = "ulimit -n " + nofile + "; " + cmdline
 	}
@@ -78,7 +81,7 @@ func run(name string, args []string, nofile string, attack func(s *server, durin
 		panic(err)
 	}
 	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
-	s := &server{url: "http://" + addr, addr: addr, cmd: cmd}
+	s := &server{url: "http://" + addr, addr: addr, debug: debug, cmd: cmd}
 	for i := 0; i < 200 && healthz(s) != "ok"; i++ {
 		time.Sleep(50 * time.Millisecond)
 	}
@@ -150,7 +153,21 @@ func current(s *server, ch string) string {
 	return info.Current.Content
 }
 
+func freeAddr() string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// heap is the server's live heap: the heap profile's gc=1 collects first.
 func heap(s *server) string {
+	if resp, err := http.Get("http://" + s.debug + "/debug/pprof/heap?gc=1"); err == nil {
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
 	return fmt.Sprintf("%.0f MiB", metric(s, "go_memstats_heap_alloc_bytes")/(1<<20))
 }
 
@@ -319,8 +336,10 @@ func unknownLongPolls(s *server, during func() string) string {
 		})
 	}
 	wg.Wait()
-	return fmt.Sprintf("%d long-polls on distinct unknown names, 500 at a time, 0.2 s each; channels cached after: %.0f; heap %s -> %s",
-		n, metric(s, "announce_channels_cached"), before, heap(s))
+	after, sessions := heap(s), metric(s, "announce_presence_sessions")
+	time.Sleep(15 * time.Second) // past --presence-grace, which keeps each poll's client present for 10 s
+	return fmt.Sprintf("%d long-polls on distinct unknown names, 500 at a time, 0.2 s each; channels cached after: %.0f; heap %s -> %s (%.0f presence sessions), %s 15 s later",
+		n, metric(s, "announce_channels_cached"), before, after, sessions, heap(s))
 }
 
 func emfile(s *server, during func() string) string {
