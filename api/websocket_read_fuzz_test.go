@@ -18,7 +18,7 @@ func FuzzWebSocketStream(f *testing.F) {
 	f.Add(append(frame(false, 0x1, []byte(`{"type":"pub`), true), frame(true, 0x0, []byte(`lish","content":"x"}`), true)...), uint16(9))
 	f.Add(frame(true, 0x9, []byte("ping"), true), uint16(1))
 	f.Add(binary.BigEndian.AppendUint64([]byte{0x81, 0xff}, 1<<20), uint16(2)) // declares more than the limit
-	f.Add(binary.BigEndian.AppendUint64([]byte{0x81, 0xff}, 200), uint16(10)) // declares, sends nothing
+	f.Add(binary.BigEndian.AppendUint64([]byte{0x81, 0xff}, 200), uint16(10))  // declares, sends nothing
 	f.Add([]byte{0x88, 0x80, 0, 0, 0, 0}, uint16(0))
 	ts := newTestServerHub(f, func(c *announce.Config) { c.MaxMessage = 256 })
 	f.Fuzz(func(t *testing.T, data []byte, cut uint16) {
