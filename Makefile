@@ -21,10 +21,11 @@ build:
 test-deps:
 	bash scripts/test-deps.sh
 
-## test: deps, vet, then every test with the race detector
-test: test-deps
+## test: deps, vet, the release builds (make release), then every test with the race detector
+test: test-deps release
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 40m ./...
+	node --test clients/js/test/*.test.mjs
 
 ## fuzz: each Fuzz* target of each package for FUZZTIME (one at a time, as go test -fuzz needs)
 fuzz:
@@ -87,6 +88,33 @@ bench-scale: build
 ## sizes: NODES, NODES_N, PROCS, NODES_MSGS, NODES_RATE. See docs/performance.md.
 bench-nodes: build
 	bash scripts/bench-nodes.sh
+
+## release: static binaries (CGO_ENABLED=0) for RELEASE_PLATFORMS in dist/
+## (announce-OS-ARCH, .exe on Windows) with dist/SHA256SUMS; the version and
+## commit are linked in (VERSION, COMMIT: from git unless given), and the
+## linux/amd64 binary's `announce version` is checked when this machine runs it.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
+COMMIT  ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+RELEASE_PLATFORMS ?= linux/amd64 linux/arm64 darwin/arm64 windows/amd64
+RELEASE_LDFLAGS = -s -w -X github.com/announce/announce/internal/cli.version=$(VERSION) -X github.com/announce/announce/internal/cli.commit=$(COMMIT)
+.PHONY: release
+release:
+	@rm -rf dist && mkdir -p dist
+	@set -e; for p in $(RELEASE_PLATFORMS); do \
+		os=$${p%/*}; arch=$${p#*/}; ext=; if [ $$os = windows ]; then ext=.exe; fi; \
+		echo "== dist/announce-$$os-$$arch$$ext"; \
+		CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch $(GO) build -trimpath -ldflags "$(RELEASE_LDFLAGS)" \
+			-o dist/announce-$$os-$$arch$$ext . ; \
+	done
+	@cd dist && if command -v sha256sum >/dev/null; then sha256sum announce-* > SHA256SUMS; \
+		else shasum -a 256 announce-* > SHA256SUMS; fi
+	@cat dist/SHA256SUMS
+	@if [ "$$($(GO) env GOHOSTOS)/$$($(GO) env GOHOSTARCH)" = linux/amd64 ] && [ -x dist/announce-linux-amd64 ]; then \
+		out=$$(dist/announce-linux-amd64 version); echo "dist/announce-linux-amd64 version: $$out"; \
+		case "$$out" in "announce $(VERSION) (commit $(COMMIT), go"*) ;; \
+			*) echo "release: want 'announce $(VERSION) (commit $(COMMIT), go...)'"; exit 1;; esac; \
+		$(GO) version -m dist/announce-linux-amd64 | grep -q 'CGO_ENABLED=0' || { echo "release: not a static build"; exit 1; }; \
+	fi
 
 .PHONY: abuse soak
 

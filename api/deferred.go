@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"crypto/tls"
 	"fmt"
 	"net"
 	"net/http"
@@ -157,8 +158,14 @@ func (d *deferredAnswer) finish(answer, timedOut bool) {
 		return
 	}
 	var conn net.Conn = d.conn
+	if d.watch != nil {
+		conn = d.watch.Release() // a TLS connection's watch may have read a byte
+	}
 	if len(d.ahead) > 0 {
 		conn = &prefixConn{Conn: conn, prefix: d.ahead}
+	}
+	if tc, ok := d.conn.(*tls.Conn); ok && conn != d.conn {
+		conn = &tlsStateConn{Conn: conn, tls: tc} // Request.TLS on the next request
 	}
 	_ = conn.SetDeadline(time.Time{})
 	hb.handBack(conn)

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"crypto/tls"
 	"errors"
 	"net"
 	"sync"
@@ -137,3 +138,15 @@ func (c *prefixConn) Read(p []byte) (int, error) {
 
 // NetConn returns the connection c wraps, for netpoll.
 func (c *prefixConn) NetConn() net.Conn { return c.Conn }
+
+// tlsStateConn is a wrapped TLS connection handed back: net/http reads
+// its ConnectionState for Request.TLS.
+type tlsStateConn struct {
+	net.Conn
+	tls *tls.Conn
+}
+
+func (c *tlsStateConn) ConnectionState() tls.ConnectionState { return c.tls.ConnectionState() }
+
+// NetConn returns the connection c wraps.
+func (c *tlsStateConn) NetConn() net.Conn { return c.Conn }

@@ -43,6 +43,17 @@ func newTestServer(t *testing.T, opts ...func(*api.Config)) *testServer {
 // can share one server across their inputs.
 func newTestServerHub(tb testing.TB, hubOpt func(*announce.Config), opts ...func(*api.Config)) *testServer {
 	tb.Helper()
+	hub, store, s := newHubAPI(tb, hubOpt, opts...)
+	hs := httptest.NewUnstartedServer(s.Handler())
+	hs.Listener = s.Listener(hs.Listener) // answered long-polls keep their connection
+	hs.Start()
+	closeAtCleanup(tb, hub, store, s, hs)
+	return &testServer{URL: hs.URL, Hub: hub, API: s, HTTP: hs}
+}
+
+// newHubAPI makes the hub on a memory store and the API over it.
+func newHubAPI(tb testing.TB, hubOpt func(*announce.Config), opts ...func(*api.Config)) (*announce.Hub, announce.Store, *api.Server) {
+	tb.Helper()
 	hcfg := announce.Config{History: announce.DefaultHistory}
 	if hubOpt != nil {
 		hubOpt(&hcfg)
@@ -62,9 +73,11 @@ func newTestServerHub(tb testing.TB, hubOpt func(*announce.Config), opts ...func
 		_ = hub.Close(context.Background())
 		tb.Fatalf("api.New: %v", err)
 	}
-	hs := httptest.NewUnstartedServer(s.Handler())
-	hs.Listener = s.Listener(hs.Listener) // answered long-polls keep their connection
-	hs.Start()
+	return hub, store, s
+}
+
+// closeAtCleanup stops the API, the HTTP server, the hub and the store when the test ends.
+func closeAtCleanup(tb testing.TB, hub *announce.Hub, store announce.Store, s *api.Server, hs *httptest.Server) {
 	tb.Cleanup(func() {
 		s.Shutdown() // long-polls answer, SSE streams end, WebSockets close
 		hs.Close()   // waits for the HTTP handlers; hijacked WebSockets are not its
@@ -76,7 +89,6 @@ func newTestServerHub(tb testing.TB, hubOpt func(*announce.Config), opts ...func
 		}
 		_ = store.Close()
 	})
-	return &testServer{URL: hs.URL, Hub: hub, API: s, HTTP: hs}
 }
 
 // Addr is the listener's host:port, for raw connections and Host headers.

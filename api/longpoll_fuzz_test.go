@@ -67,18 +67,7 @@ func FuzzLongPollQuery(f *testing.F) {
 		if cc := resp.Header.Get("Cache-Control"); cc != "no-store" {
 			t.Fatalf("Cache-Control %q", cc)
 		}
-		if cb, ok := q["callback"]; ok {
-			js, ok := strings.CutPrefix(string(body), "/**/"+cb[0]+"(")
-			if js, ok = strings.CutSuffix(js, ");"); !ok {
-				t.Fatalf("callback %q: body %q is not /**/%s(...);", cb[0], body, cb[0])
-			}
-			if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/javascript") || resp.Header.Get("X-Content-Type-Options") != "nosniff" {
-				t.Fatalf("JSONP answered with Content-Type %q, X-Content-Type-Options %q", ct, resp.Header.Get("X-Content-Type-Options"))
-			}
-			body = []byte(js)
-		} else if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
-			t.Fatalf("Content-Type %q", ct)
-		}
+		body = unwrapJSONP(t, resp, body, q)
 		if m := decodeMessage(t, body); m != current {
 			t.Fatalf("answered %+v, the current message is %+v", m, current)
 		}
@@ -175,3 +164,24 @@ func validSeconds(v string) bool {
 }
 
 func validCallback(cb string) bool { return len(cb) <= 64 && jsonpCallback.MatchString(cb) }
+
+// unwrapJSONP checks an answer's type: with ?callback= the JSONP call of
+// the JSON it returns, else JSON itself.
+func unwrapJSONP(t *testing.T, resp *http.Response, body []byte, q url.Values) []byte {
+	t.Helper()
+	cb, ok := q["callback"]
+	if !ok {
+		if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
+			t.Fatalf("Content-Type %q", ct)
+		}
+		return body
+	}
+	js, ok := strings.CutPrefix(string(body), "/**/"+cb[0]+"(")
+	if js, ok = strings.CutSuffix(js, ");"); !ok {
+		t.Fatalf("callback %q: body %q is not /**/%s(...);", cb[0], body, cb[0])
+	}
+	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/javascript") || resp.Header.Get("X-Content-Type-Options") != "nosniff" {
+		t.Fatalf("JSONP answered with Content-Type %q, X-Content-Type-Options %q", ct, resp.Header.Get("X-Content-Type-Options"))
+	}
+	return []byte(js)
+}

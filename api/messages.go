@@ -3,6 +3,7 @@ package api
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"math"
 	"net/http"
 	"strconv"
@@ -37,6 +38,10 @@ func (s *Server) messages(c *gin.Context) {
 		}
 		limit = int(n)
 	}
+	callback, ok := logCallback(c)
+	if !ok {
+		return
+	}
 	var wait time.Duration
 	if v := c.Query("wait"); v != "" && c.Request.Method == http.MethodGet { // empty: no wait, as an empty since= is no cursor
 		d, ok := parseSeconds(v, s.cfg.PollTimeout)
@@ -66,8 +71,8 @@ func (s *Server) messages(c *gin.Context) {
 			return
 		}
 		if now == nil && d != nil {
-			answer := func(http.Header) (string, []byte) {
-				return "application/json; charset=utf-8", jsonArray(logAfter(ch, since, limit))
+			answer := func(h http.Header) (string, []byte) {
+				return logAnswer(h, callback, logAfter(ch, since, limit))
 			}
 			if !d.deferAnswer(c, ch, wait, answer, func(bool) {}) {
 				ch.Unsubscribe(o)
@@ -90,7 +95,8 @@ func (s *Server) messages(c *gin.Context) {
 		}
 		msgs = logAfter(ch, since, limit)
 	}
-	c.Data(http.StatusOK, "application/json; charset=utf-8", jsonArray(msgs))
+	ctype, body := logAnswer(c.Writer.Header(), callback, msgs)
+	c.Data(http.StatusOK, ctype, body)
 }
 
 // logAfter is the log's answer: the messages after since, oldest first; or,
@@ -116,4 +122,25 @@ func jsonArray(msgs []*announce.Envelope) []byte {
 	}
 	b.WriteByte(']')
 	return b.Bytes()
+}
+
+// logCallback reads the log's optional ?callback= (JSONP, for announce.js on
+// a cross-origin page whose browser lacks CORS); false after answering 400.
+func logCallback(c *gin.Context) (string, bool) {
+	v, ok := c.GetQuery("callback")
+	if ok && !validCallback(v) {
+		badRequest(c, "callback must be a JavaScript identifier (dotted paths allowed), at most 64 characters")
+		return "", false
+	}
+	return v, true
+}
+
+// logAnswer renders the log's answer of msgs: a JSON array, or with a
+// callback the JSONP call of it.
+func logAnswer(h http.Header, callback string, msgs []*announce.Envelope) (string, []byte) {
+	if callback == "" {
+		return "application/json; charset=utf-8", jsonArray(msgs)
+	}
+	h.Set("X-Content-Type-Options", "nosniff")
+	return "application/javascript; charset=utf-8", fmt.Appendf(nil, "/**/%s(%s);", callback, jsonArray(msgs))
 }

@@ -23,7 +23,7 @@ func FuzzLogQuery(f *testing.F) {
 		"limit=1.5", "limit=2147483647", "limit=2147483648", "limit=99999999999999999999999", "limit=", "limit=x",
 		"wait=0", "wait=0.001", "wait=30", "wait=-1", "wait=NaN", "wait=Inf", "wait=", "since=5&wait=1",
 		"since=5&wait=1&limit=1", "since=0&limit=1&wait=1", "since=1;limit=2", "since=%zz", "%", "token=x.y.z",
-		"callback=cb", "timeout=5",
+		"callback=cb", "timeout=5", "since=2&callback=$.a_b", "callback=alert(1)", "callback=",
 	} {
 		f.Add(q)
 	}
@@ -36,7 +36,8 @@ func FuzzLogQuery(f *testing.F) {
 		if !ok {
 			return // net/http refuses it before any handler runs
 		}
-		if want == http.StatusOK && (!validCursor(q.Get("since")) || !validLimit(q.Get("limit")) || !validSeconds(q.Get("wait"))) {
+		if want == http.StatusOK && (!validCursor(q.Get("since")) || !validLimit(q.Get("limit")) || !validSeconds(q.Get("wait")) ||
+			q.Has("callback") && !validCallback(q.Get("callback"))) {
 			want = http.StatusBadRequest
 		}
 		if resp.StatusCode != http.StatusOK {
@@ -44,9 +45,7 @@ func FuzzLogQuery(f *testing.F) {
 			return
 		}
 		assertStatus(t, resp, body, want)
-		if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
-			t.Fatalf("Content-Type %q", ct)
-		}
+		body = unwrapJSONP(t, resp, body, q)
 		var page []announce.Message
 		if err := json.Unmarshal(body, &page); err != nil {
 			t.Fatalf("body %q is not a JSON array of messages: %v", body, err)

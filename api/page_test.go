@@ -42,7 +42,7 @@ func TestPagesSecurityHeaders(t *testing.T) {
 		for _, s := range scripts {
 			attrs, text := s[1], s[2]
 			switch {
-			case strings.Contains(attrs, `src="/assets/`) && strings.TrimSpace(text) == "":
+			case (strings.Contains(attrs, `src="/assets/`) || strings.Contains(attrs, `src="/announce.js"`)) && strings.TrimSpace(text) == "":
 				src := html.UnescapeString(regexp.MustCompile(`src="([^"]+)"`).FindStringSubmatch(attrs)[1])
 				if r, b := ts.get(t, src); r.StatusCode != http.StatusOK {
 					t.Errorf("%s: script %s answers %d %s", path, src, r.StatusCode, b)

@@ -207,6 +207,7 @@ func (s *Server) routes() *gin.Engine {
 	get(r, "/readyz", s.readyz)
 	get(r, "/metrics", s.metrics.handler(s.cfg.Registry))
 	r.StaticFS("/assets", assetsFS())
+	s.clientRoutes(r) // /announce.js, /announce.mjs, /announce.d.ts (clientjs.go)
 	get(r, "/examples/:name", s.example)
 
 	ch := r.Group("/channels/:ch", s.channelName)

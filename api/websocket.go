@@ -80,6 +80,10 @@ type wsFrameIn struct {
 // streamSession (session.go, websocket_session.go): no goroutine waits on
 // an idle WebSocket.
 func (s *Server) websocket(c *gin.Context) {
+	if c.Request.ProtoMajor == 2 { // no Upgrade on HTTP/2, and RFC 8441 is off
+		upgradeError(c, http.StatusBadRequest, "a WebSocket handshake needs HTTP/1.1: this request came over HTTP/2")
+		return
+	}
 	if !websocket.IsWebSocketUpgrade(c.Request) {
 		c.AbortWithStatusJSON(http.StatusBadRequest, gin.H{"error": "this route expects a WebSocket upgrade"})
 		return

@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -36,6 +37,10 @@ type Config struct {
 	// Dial, when set, opens every TCP connection (HTTP and WebSocket), for
 	// example to choose the local address. Ignored for HTTP when HTTPClient is set.
 	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// TLSConfig, when set, is the TLS configuration of https and wss
+	// connections (for example RootCAs trusting a private CA). Ignored for
+	// HTTP when HTTPClient is set.
+	TLSConfig *tls.Config
 }
 
 // Client talks to one announce server. It is safe for concurrent use.
@@ -79,6 +84,9 @@ func New(cfg Config) (*Client, error) {
 		if cfg.Dial != nil {
 			t.DialContext = cfg.Dial
 		}
+		if cfg.TLSConfig != nil {
+			t.TLSClientConfig = cfg.TLSConfig.Clone()
+		}
 		c.http = &http.Client{Transport: t}
 	}
 	c.ws = &websocket.Dialer{
@@ -87,6 +95,9 @@ func New(cfg Config) (*Client, error) {
 		HandshakeTimeout: handshakeTimeout,
 		ReadBufferSize:   4096,
 		WriteBufferPool:  &wsWriteBuffers,
+	}
+	if cfg.TLSConfig != nil {
+		c.ws.TLSClientConfig = cfg.TLSConfig.Clone()
 	}
 	return c, nil
 }

@@ -2,6 +2,7 @@
 # test-deps.sh makes sure the system programs the tests run exist:
 #   redis-server  (Debian package redis-server)  for the Redis store tests
 #   chromium      (Debian package chromium)      for the demo page tests
+#   nginx         (Debian package nginx-light)   for the deploy/nginx.conf tests
 #
 # Quiet and quick when everything is there. Otherwise, as root with apt-get,
 # it installs the missing packages; without root or apt-get it exits 1 and
@@ -15,11 +16,13 @@ log() { printf 'test-deps: %s\n' "$*" >&2; }
 
 have_redis() { command -v redis-server >/dev/null 2>&1; }
 have_chromium() { [ -x /usr/bin/chromium ] || command -v chromium >/dev/null 2>&1; }
+have_nginx() { [ -x /usr/sbin/nginx ] || command -v nginx >/dev/null 2>&1; }
 
 missing_packages() {
 	local missing=()
 	have_redis || missing+=(redis-server)
 	have_chromium || missing+=(chromium)
+	have_nginx || missing+=(nginx-light)
 	echo "${missing[@]+"${missing[@]}"}"
 }
 
@@ -44,6 +47,14 @@ wait_for_apt() {
 		waited=$((waited + 2))
 	done
 }
+
+# node runs announce.js's unit tests (node --test, with its mock timers:
+# Node.js 20 or newer). This script does not install it (Debian's own
+# package may be older): it says what is missing.
+if ! command -v node >/dev/null 2>&1 || ! node -e 'process.exit(+process.versions.node.split(".")[0] >= 20 ? 0 : 1)'; then
+	log "missing test dependency: node >= 20 (for clients/js's tests; have: $(node --version 2>/dev/null || echo none)); install Node.js 20 or newer from https://nodejs.org"
+	exit 1
+fi
 
 missing="$(missing_packages)"
 [ -z "$missing" ] && exit 0

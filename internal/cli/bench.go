@@ -130,6 +130,8 @@ type benchConfig struct {
 	idleTimeout time.Duration
 	target      string // announce or nchan
 	pid         int    // read the server's memory and CPU from /proc/PID (nchan: the worker)
+	caFile      string // https: trust these certificates too (bench_tls.go)
+	insecure    bool   // https: verify nothing
 	cpuProfile  string // the load generator's own CPU profile
 	// several processes, one run (bench_servers.go)
 	awaitObservers int  // wait until the servers count this many observers in all
@@ -160,6 +162,8 @@ func (c *benchConfig) register(fs *flag.FlagSet, scenario string) {
 	fs.StringVar(&c.target, "target", targetAnnounce, "the server's kind: announce, or nchan (nginx + nchan as in docs/nchan.conf: /sub/CH, /pub/CH)")
 	fs.StringVar(&c.cpuProfile, "cpuprofile", "", "write the load generator's own CPU profile (pprof) to this file: what the bench costs besides the server")
 	fs.IntVar(&c.pid, "pid", 0, "read the server's memory and CPU from /proc/PID instead of /metrics (needed for nchan: its worker's pid)")
+	fs.StringVar(&c.caFile, "ca", "", "https/wss: a PEM file of certificates to trust besides the system's (a private CA, a self-signed certificate)")
+	fs.BoolVar(&c.insecure, "insecure", false, "https/wss: do not verify the server's certificate (a throwaway one on this machine)")
 	if scenario == "fanout" {
 		fs.StringVar(&c.key, "publish-key", "", "the server's publish key (ANNOUNCE_PUBLISH_KEY)")
 		fs.IntVar(&c.messages, "messages", 100, "messages to publish")
@@ -185,6 +189,7 @@ type benchRun struct {
 	servers   []benchServer // --server: observer i connects to servers[i mod len]
 	dialers   []net.Dialer  // one per source address
 	client    *client.Client
+	http      *http.Client // /readyz and /metrics (with --ca or --insecure for https)
 	stderr    io.Writer
 	tty       bool
 
@@ -225,11 +230,16 @@ func newBenchRun(ctx context.Context, cfg benchConfig, stderr io.Writer) (*bench
 	if err != nil {
 		return nil, err
 	}
+	tc, err := benchTLSConfig(cfg.caFile, cfg.insecure)
+	if err != nil {
+		return nil, err
+	}
+	httpc := applyTLS(servers, tc)
 	u := servers[0].base
 	if cfg.channel == "" {
 		cfg.channel = "bench-" + strconv.FormatInt(time.Now().UnixMilli(), 36)
 	}
-	b := &benchRun{cfg: cfg, transport: tr, base: u, servers: servers, stderr: stderr}
+	b := &benchRun{cfg: cfg, transport: tr, base: u, servers: servers, stderr: stderr, http: httpc}
 	if f, ok := stderr.(*os.File); ok {
 		if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
 			b.tty = true
@@ -250,7 +260,7 @@ func newBenchRun(ctx context.Context, cfg benchConfig, stderr io.Writer) (*bench
 	if err := raiseFileLimit(cfg.n+256, stderr); err != nil {
 		return nil, err
 	}
-	b.client, err = client.New(client.Config{Server: u.String(), Key: cfg.key})
+	b.client, err = client.New(client.Config{Server: u.String(), Key: cfg.key, TLSConfig: tc})
 	if err != nil {
 		return nil, err
 	}
@@ -347,7 +357,7 @@ func (b *benchRun) waitServerReady(ctx context.Context, base *url.URL, deadline 
 	for {
 		rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		req, _ := http.NewRequestWithContext(rctx, http.MethodGet, base.String()+ready, nil)
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := b.http.Do(req)
 		cancel()
 		if err == nil {
 			resp.Body.Close()
@@ -374,11 +384,11 @@ func (b *benchRun) serverMetrics(ctx context.Context) (map[string]float64, error
 		return procStats(b.cfg.pid)
 	}
 	if len(b.servers) == 1 {
-		return readMetrics(ctx, b.base)
+		return readMetrics(ctx, b.http, b.base)
 	}
 	sum := map[string]float64{}
 	for _, s := range b.servers {
-		m, err := readMetrics(ctx, s.base)
+		m, err := readMetrics(ctx, b.http, s.base)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", s.base, err)
 		}
@@ -388,11 +398,11 @@ func (b *benchRun) serverMetrics(ctx context.Context) (map[string]float64, error
 }
 
 // readMetrics reads one server's /metrics.
-func readMetrics(ctx context.Context, base *url.URL) (map[string]float64, error) {
+func readMetrics(ctx context.Context, hc *http.Client, base *url.URL) (map[string]float64, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base.String()+"/metrics", nil)
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		return nil, err
 	}

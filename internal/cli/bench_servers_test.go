@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"net/http"
 	"net/url"
 	"strings"
 	"sync"
@@ -79,7 +80,7 @@ func TestBenchRefusesServers(t *testing.T) {
 func nodeObservers(t *testing.T, server string) float64 {
 	t.Helper()
 	u, _ := url.Parse(server)
-	m, err := readMetrics(context.Background(), u)
+	m, err := readMetrics(context.Background(), http.DefaultClient, u)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,11 +17,12 @@ type Command func(args []string, stdin io.Reader, stdout, stderr io.Writer) int
 
 // Commands are the commands by name.
 var Commands = map[string]Command{
-	"serve": Serve,
-	"pub":   Pub,
-	"sub":   Sub,
-	"bench": Bench,
-	"token": Token,
+	"serve":   Serve,
+	"pub":     Pub,
+	"sub":     Sub,
+	"bench":   Bench,
+	"token":   Token,
+	"version": Version,
 }
 
 // parse parses args into fs after applying ANNOUNCE_<FLAG> variables for

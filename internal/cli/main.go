@@ -13,6 +13,7 @@ var commandSummaries = []struct{ name, summary string }{
 	{"sub", "print a channel's messages as they arrive: announce sub -c CHANNEL"},
 	{"token", "mint a token that lets its holder observe a private channel"},
 	{"bench", "measure a server: announce bench fanout|idle"},
+	{"version", "print the version, commit and Go version (also announce --version)"},
 	{"help", "show a command's flags: announce help COMMAND"},
 }
 
@@ -20,6 +21,9 @@ var commandSummaries = []struct{ name, summary string }{
 // empty) and returns the exit status.
 func Main(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	cmd := "serve"
+	if len(args) == 1 && (args[0] == "--version" || args[0] == "-version") {
+		args = []string{"version"}
+	}
 	if len(args) > 0 && args[0] != "" && args[0][0] != '-' {
 		cmd, args = args[0], args[1:]
 	}
@@ -66,7 +70,7 @@ func help(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 func usage(w io.Writer) {
 	fmt.Fprint(w, "Usage: announce [COMMAND] [flags]\n\nCommands:\n")
 	for _, c := range commandSummaries {
-		fmt.Fprintf(w, "  %-6s %s\n", c.name, c.summary)
+		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
 	}
 	fmt.Fprint(w, "\n`announce help COMMAND` (or `announce COMMAND --help`) lists its flags.\n")
 }

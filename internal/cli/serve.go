@@ -44,6 +44,9 @@ func Serve(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	fs.DurationVar(&cfg.Presence.Grace, "presence-grace", presence.DefaultGrace, "how long a long-poll client stays present after its last poll")
 	fs.Var((*appendListFlag)(&cfg.Presence.Webhooks), "webhook", "URL receiving connected, disconnected and published events as signed JSON POSTs (repeatable, or comma-separated)")
 	fs.StringVar(&cfg.Presence.WebhookSecret, "webhook-secret", "", "secret of the webhooks' X-Announce-Signature (HMAC-SHA256 of the body)")
+	fs.StringVar(&cfg.TLS.CertFile, "tls-cert", "", "PEM certificate chain: serve HTTPS (HTTP/2 and HTTP/1.1) on --listen; reloaded when the file changes or on SIGHUP")
+	fs.StringVar(&cfg.TLS.KeyFile, "tls-key", "", "PEM private key of --tls-cert")
+	fs.BoolVar(&cfg.H2C, "h2c", false, "also speak cleartext HTTP/2 (prior knowledge) on --listen, for a proxy in front; WebSocket stays on HTTP/1.1")
 	limitFlags(fs, &cfg.Limits)
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	debugAddr := fs.String("debug-addr", "", "serve net/http/pprof on this address (e.g. 127.0.0.1:6060); off when empty")
@@ -122,6 +125,10 @@ func validate(cfg serve.Config) error {
 		return errors.New("--memory and --redis exclude each other")
 	case cfg.Presence.Grace < 0:
 		return errors.New("--presence-grace must not be negative")
+	case (cfg.TLS.CertFile == "") != (cfg.TLS.KeyFile == ""):
+		return errors.New("--tls-cert and --tls-key go together: give both files")
+	case cfg.H2C && cfg.TLS.CertFile != "":
+		return errors.New("--h2c is cleartext HTTP/2; with --tls-cert HTTP/2 is already on (ALPN)")
 	case announce.ValidateChannel(cfg.PrivatePrefix+"x") != nil:
 		return errors.New("--private-prefix must be 1 to 63 of [A-Za-z0-9_.:-]")
 	}

@@ -76,6 +76,8 @@ type browser struct {
 	mu       sync.Mutex
 	messages []chromedp.ConsoleMessage
 	allowed  []string // console text a test provoked on purpose (allowConsole)
+
+	dump func() string // what describe shows on a page other than the demo
 }
 
 // newBrowser opens a tab and records the page's console. An exception the
@@ -84,7 +86,13 @@ type browser struct {
 // connection while the server restarts) are only logged.
 func newBrowser(t *testing.T) *browser {
 	t.Helper()
-	b := &browser{t: t, ctx: testenv.BrowserContext(t)}
+	return newBrowserWith(t)
+}
+
+// newBrowserWith is newBrowser with extra browser options (tls_test.go).
+func newBrowserWith(t *testing.T, opts ...chromedp.ExecAllocatorOption) *browser {
+	t.Helper()
+	b := &browser{t: t, ctx: testenv.BrowserContextWith(t, opts...)}
 	console := chromedp.Console(b.ctx)
 	go func() {
 		for m, err := range console {
@@ -190,6 +198,9 @@ func (b *browser) waitJS(what string, timeout time.Duration, expr string) {
 
 // describe dumps what the panels show, for failure messages.
 func (b *browser) describe() string {
+	if b.dump != nil {
+		return b.dump()
+	}
 	ctx, cancel := context.WithTimeout(b.ctx, 5*time.Second)
 	defer cancel()
 	raw, err := chromedp.Run(ctx, chromedp.Evaluate[[]byte](snapshotJS))

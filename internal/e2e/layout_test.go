@@ -22,7 +22,7 @@ func TestLayoutFitsEveryWidth(t *testing.T) {
 		overflow := eval[string](b, `(() => {
 			const out = [];
 			if (document.documentElement.scrollWidth > innerWidth) out.push("page " + document.documentElement.scrollWidth);
-			for (const p of document.querySelectorAll(".panel")) {
+			for (const p of document.querySelectorAll(".panel, .auto-panel")) {
 				const box = p.getBoundingClientRect();
 				for (const el of p.querySelectorAll("header, .now, .stats, .log")) {
 					const r = el.getBoundingClientRect();

@@ -1,7 +1,9 @@
 package netpoll
 
 import (
+	"errors"
 	"net"
+	"os"
 	"sync"
 	"time"
 )
@@ -16,11 +18,13 @@ func (p *Poller) watchBlocking(conn net.Conn, onReadable func()) *Watch {
 	w := &Watch{p: p, fd: -1, onReadable: onReadable}
 	pc := &peekConn{Conn: conn}
 	w.conn, w.peek = pc, pc
+	w.reading.Add(1)
 	go w.waitBlocking()
 	return w
 }
 
 func (w *Watch) waitBlocking() {
+	defer w.reading.Done()
 	pc := w.peek
 	_ = pc.Conn.SetReadDeadline(time.Time{}) // a handler's deadline must not end the wait
 	var b [1]byte
@@ -33,6 +37,27 @@ func (w *Watch) waitBlocking() {
 	if !w.stopped {
 		w.onReadable()
 	}
+}
+
+// Release stops the watch and returns the connection to go on with, with
+// no read of the watch's left on it: for a connection served on after the
+// watch (a long-poll's, handed back to net/http). A goroutine-driven
+// watch's pending read is cut short with a past read deadline and waited
+// for; a byte it read first is still returned by the connection.
+func (w *Watch) Release() net.Conn {
+	w.Stop()
+	if w.peek == nil {
+		return w.conn
+	}
+	_ = w.peek.Conn.SetReadDeadline(time.Unix(1, 0))
+	w.reading.Wait()
+	_ = w.peek.Conn.SetReadDeadline(time.Time{})
+	w.peek.mu.Lock()
+	if w.peek.n == 0 && errors.Is(w.peek.err, os.ErrDeadlineExceeded) {
+		w.peek.err = nil // our deadline, not the connection's failure
+	}
+	w.peek.mu.Unlock()
+	return w.conn
 }
 
 // peekConn returns the byte (or the error) its watcher read before

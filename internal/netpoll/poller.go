@@ -21,8 +21,9 @@ type Watch struct {
 	fd         int
 	key        uint64
 	onReadable func()
-	peek       *peekConn // set when watched by a goroutine (blocking.go)
-	stopped    bool      // guarded by p.mu
+	peek       *peekConn      // set when watched by a goroutine (blocking.go)
+	reading    sync.WaitGroup // that goroutine, while it runs (Add under p.mu)
+	stopped    bool           // guarded by p.mu
 }
 
 // Conn is the connection to read from after a callback.

@@ -85,6 +85,7 @@ func (p *Poller) rearm(w *Watch) error {
 		return ErrClosed
 	}
 	if w.peek != nil {
+		w.reading.Add(1)
 		go w.waitBlocking()
 		return nil
 	}

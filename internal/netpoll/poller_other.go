@@ -35,6 +35,7 @@ func (p *Poller) rearm(w *Watch) error {
 	if w.stopped || p.closed {
 		return ErrClosed
 	}
+	w.reading.Add(1)
 	go w.waitBlocking()
 	return nil
 }

@@ -256,9 +256,10 @@ func (s *server) terminate(shutdownTimeout time.Duration) {
 // combined output and exit status.
 func runAnnounce(t *testing.T, env []string, args ...string) (string, int) {
 	t.Helper()
+	bin := announceBinary(t) // built first: the build is not the command's time
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, announceBinary(t), args...)
+	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Env = cleanEnv(env...)
 	out, err := cmd.CombinedOutput()
 	var exit *exec.ExitError

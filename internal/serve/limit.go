@@ -2,6 +2,7 @@ package serve
 
 import (
 	"bytes"
+	"crypto/tls"
 	"io"
 	"net"
 	"strconv"
@@ -19,6 +20,7 @@ type limitListener struct {
 	net.Listener
 	sem     chan struct{}
 	refusal chan struct{} // bounds the refusals written at once
+	tls     *tls.Config   // with TLS: refusals are answered over it (set before serving)
 }
 
 func newLimitListener(ln net.Listener, max int) net.Listener {
@@ -39,6 +41,9 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		}
 		select {
 		case l.refusal <- struct{}{}:
+			if l.tls != nil {
+				c = tls.Server(c, l.tls)
+			}
 			go func() { refuse(c); <-l.refusal }()
 		default:
 			c.Close() // a flood: no answer is owed
@@ -71,7 +76,7 @@ func refuseWith(c net.Conn, status, body string) {
 		body = "" // a HEAD answer has the head alone
 	}
 	_, _ = io.WriteString(c, head+body)
-	if tc, ok := c.(*net.TCPConn); ok {
+	if tc, ok := c.(interface{ CloseWrite() error }); ok { // TCP, or TLS's close_notify
 		_ = tc.CloseWrite()
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(c, 64<<10))

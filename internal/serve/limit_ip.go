@@ -1,6 +1,7 @@
 package serve
 
 import (
+	"crypto/tls"
 	"net"
 	"net/netip"
 	"sync"
@@ -19,6 +20,7 @@ type perIPListener struct {
 	trusted []netip.Prefix
 	limited func() // counts a refusal
 	refusal chan struct{}
+	tls     *tls.Config // with TLS: refusals are answered over it (set before serving)
 
 	mu    sync.Mutex
 	conns map[netip.Addr]int
@@ -46,6 +48,9 @@ func (l *perIPListener) Accept() (net.Conn, error) {
 		l.limited()
 		select {
 		case l.refusal <- struct{}{}:
+			if l.tls != nil {
+				c = tls.Server(c, l.tls)
+			}
 			go func() {
 				refuseWith(c, "429 Too Many Requests", overIPLimitBody)
 				<-l.refusal
@@ -90,4 +95,21 @@ func addrOf(a net.Addr) netip.Addr {
 	}
 	ap, _ := netip.ParseAddrPort(a.String())
 	return ap.Addr().Unmap()
+}
+
+// setRefusalTLS has the limit listeners under ln answer their refusals over
+// TLS with cfg: the connections they refuse have not been through TLS yet.
+func setRefusalTLS(ln net.Listener, cfg *tls.Config) {
+	for {
+		switch l := ln.(type) {
+		case *perIPListener:
+			l.tls = cfg
+			ln = l.Listener
+		case *limitListener:
+			l.tls = cfg
+			ln = l.Listener
+		default:
+			return
+		}
+	}
 }

@@ -68,7 +68,7 @@ func TestMaxConnsPerIPRefusesWith429BeforeTheUpgrade(t *testing.T) {
 		}
 		defer resp.Body.Close()
 		b, _ := io.ReadAll(resp.Body)
-		metrics = grepLines(string(b), `announce_limited_total{limit="conns_per_ip"}`)
+		metrics = grepLines(b, `announce_limited_total{limit="conns_per_ip"}`)
 		return resp.StatusCode == http.StatusOK && metrics != "" && !strings.HasSuffix(metrics, " 0")
 	})
 }
@@ -85,14 +85,4 @@ func rawGet(t *testing.T, c net.Conn, path, headers string) *http.Response {
 		t.Fatal(err)
 	}
 	return resp
-}
-
-func grepLines(s, substr string) string {
-	var out []string
-	for _, l := range strings.Split(s, "\n") {
-		if strings.Contains(l, substr) {
-			out = append(out, l)
-		}
-	}
-	return strings.Join(out, "\n")
 }

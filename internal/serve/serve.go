@@ -48,6 +48,10 @@ type Config struct {
 	// Presence and webhooks (presence.go).
 	Presence PresenceConfig
 
+	// TLS and HTTP/2 (tls_node.go).
+	TLS TLSConfig
+	H2C bool // cleartext HTTP/2 (prior knowledge) besides HTTP/1.1, for a proxy in front
+
 	// Limits on what clients can make the node hold (limits_config.go).
 	Limits LimitsConfig
 }
@@ -66,7 +70,8 @@ type Node struct {
 	shutdownOnce sync.Once
 	shutdownErr  error
 
-	presence presenceNode // presence.go
+	presence presenceNode  // presence.go
+	certs    *certReloader // tls_node.go; nil without TLS
 }
 
 // Start opens the store, starts the hub and serves HTTP on cfg.Listen.
@@ -78,9 +83,12 @@ func Start(cfg Config) (*Node, error) {
 		cfg.ShutdownTimeout = 10 * time.Second
 	}
 	n := &Node{cfg: cfg, done: make(chan error, 1)}
+	reg := prometheus.NewRegistry()
+	if err := n.loadTLS(reg); err != nil { // first: a bad file fails before anything opens
+		return nil, err
+	}
 	var ready func() error
 	var idem announce.Idempotency // nil: the API's per-node memory
-	reg := prometheus.NewRegistry()
 	hubCfg := announce.Config{History: cfg.History, MaxMessage: cfg.MaxMessage, Queue: cfg.Queue,
 		IdleTimeout: cfg.IdleTimeout, Logger: cfg.Logger, Limits: cfg.Limits.hub()}
 	switch {
@@ -147,6 +155,7 @@ func Start(cfg Config) (*Node, error) {
 	if cfg.Limits.MaxConnsPerIP > 0 {
 		ln = newPerIPListener(ln, cfg.Limits.MaxConnsPerIP, clientLimits.TrustedProxies, func() { n.api.Limited(api.LimitConnsPerIP) })
 	}
+	ln = n.secure(ln)       // TLS inside the hand-back: a long-poll's connection comes back decrypted
 	ln = n.api.Listener(ln) // outside the limit: a long-poll handed back is not counted twice
 	n.ln = ln
 	n.http = &http.Server{
@@ -158,6 +167,7 @@ func Start(cfg Config) (*Node, error) {
 		ConnState:         n.fresh.track,
 	}
 	n.http.RegisterOnShutdown(n.fresh.closeAll)
+	n.configureHTTP(n.http)
 	if cfg.PublishKey == "" {
 		cfg.Logger.Warn("publishing is open to anyone who can reach this server; set --publish-key to require a key")
 	}
@@ -169,8 +179,8 @@ func Start(cfg Config) (*Node, error) {
 // Addr is the address the node listens on.
 func (n *Node) Addr() string { return n.ln.Addr().String() }
 
-// URL is the node's base URL.
-func (n *Node) URL() string { return "http://" + n.Addr() }
+// URL is the node's base URL (https with TLS).
+func (n *Node) URL() string { return n.scheme() + "://" + n.Addr() }
 
 // Hub returns the node's hub.
 func (n *Node) Hub() *announce.Hub { return n.hub }
@@ -279,6 +289,7 @@ func (f *freshConns) closeAll() {
 }
 
 func (n *Node) close(ctx context.Context) error {
+	n.stopTLS()
 	err := n.stopPresence(ctx) // after the streams ended: their disconnections reach the webhooks
 	if n.hub != nil {
 		err = errors.Join(err, n.hub.Close(ctx))

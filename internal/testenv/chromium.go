@@ -41,6 +41,13 @@ func Chromium(t testing.TB) string {
 // removed when the test ends.
 func BrowserContext(t testing.TB) context.Context {
 	t.Helper()
+	return BrowserContextWith(t)
+}
+
+// BrowserContextWith is BrowserContext with extra browser options, such as
+// chromedp.Flag("ignore-certificate-errors-spki-list", hash).
+func BrowserContextWith(t testing.TB, extra ...chromedp.ExecAllocatorOption) context.Context {
+	t.Helper()
 	execPath := Chromium(t)
 
 	// Not t.TempDir: the crashpad handler can write into the profile a
@@ -65,6 +72,7 @@ func BrowserContext(t testing.TB) context.Context {
 		chromedp.UserDataDir(profile),
 		chromedp.CombinedOutput(out),
 	)
+	opts = append(opts, extra...)
 	allocCtx, allocCancel := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancel := chromedp.NewContext(allocCtx)
 	t.Cleanup(func() {
