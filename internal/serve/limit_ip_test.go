@@ -2,6 +2,7 @@ package serve_test
 
 import (
 	"bufio"
+	"crypto/tls"
 	"io"
 	"net"
 	"net/http"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/announce/announce/internal/serve"
+	"github.com/announce/announce/internal/testenv"
 )
 
 // Past --max-conns-per-ip, a connection is answered 429 JSON with
@@ -85,4 +87,29 @@ func rawGet(t *testing.T, c net.Conn, path, headers string) *http.Response {
 		t.Fatal(err)
 	}
 	return resp
+}
+
+// With TLS, a connection past --max-conns-per-ip (and one past --max-conns
+// under it) is still answered over TLS.
+func TestTLSMaxConnsPerIPAnswersOverTLS(t *testing.T) {
+	t.Parallel()
+	ca := testenv.NewTestCA(t)
+	n, _, _ := tlsNode(t, ca, ca.Issue(t, 1, 24*time.Hour), serve.Config{MaxConns: 100, Limits: serve.LimitsConfig{MaxConnsPerIP: 1}})
+	held, err := tls.Dial("tcp", n.Addr(), ca.ClientConfig("http/1.1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	if resp := rawGet(t, held, "/healthz", ""); resp.StatusCode != http.StatusOK {
+		t.Fatalf("held connection: %d", resp.StatusCode)
+	}
+	resp, err := tlsClient(ca, false).Get(n.URL() + "/channels/x")
+	if err != nil {
+		t.Fatalf("the connection past --max-conns-per-ip: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusTooManyRequests || !strings.Contains(string(body), "max-conns-per-ip") {
+		t.Fatalf("past --max-conns-per-ip over TLS: %d %s, want 429 JSON", resp.StatusCode, body)
+	}
 }
