@@ -89,6 +89,15 @@ bench-scale: build
 bench-nodes: build
 	bash scripts/bench-nodes.sh
 
+## chaos: the chaos test of the Redis mode (internal/chaos): 3 announce nodes on one Redis,
+## publishers and observers of every transport, faults at random (kill -9 of a node, Redis
+## restart, a node's Redis link paused or cut) for CHAOS_DURATION, then a ledger check; prints
+## faults injected, acknowledged, lost, duplicated, reordered. `make test` runs it for 2 minutes.
+CHAOS_DURATION ?= 10m
+.PHONY: chaos
+chaos: test-deps
+	ANNOUNCE_CHAOS_DURATION=$(CHAOS_DURATION) $(GO) test -race -count=1 -timeout 0 -run '^TestChaos$$' -v ./internal/chaos/
+
 ## release: static binaries (CGO_ENABLED=0) for RELEASE_PLATFORMS in dist/
 ## (announce-OS-ARCH, .exe on Windows) with dist/SHA256SUMS; the version and
 ## commit are linked in (VERSION, COMMIT: from git unless given), and the

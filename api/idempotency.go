@@ -42,11 +42,13 @@ func (s *Server) publishOnce(ctx context.Context, channel, key, content string, 
 		e, err = s.publishNow(ctx, channel, content, ttl)
 		return e, false, err
 	}
-	return s.hosted.idem.Do(ctx, channel, key, content, func(context.Context) (*announce.Envelope, error) {
+	return s.hosted.idem.Do(ctx, channel, key, content, func(ictx context.Context) (*announce.Envelope, error) {
 		// Detached from the request: a client giving up must not abort a
 		// publish the store may be committing, or its retry would publish
-		// a second message instead of finding the first.
-		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.WriteTimeout)
+		// a second message instead of finding the first. ictx, not ctx: it
+		// carries what the idempotency store passes to its own store's
+		// append (the Redis one writes the record in the same step).
+		pctx, cancel := context.WithTimeout(context.WithoutCancel(ictx), s.cfg.WriteTimeout)
 		defer cancel()
 		return s.publishNow(pctx, channel, content, ttl)
 	})

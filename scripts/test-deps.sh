@@ -2,6 +2,8 @@
 # test-deps.sh makes sure the system programs the tests run exist:
 #   redis-server  (Debian package redis-server)  for the Redis store tests
 #   chromium      (Debian package chromium)      for the demo page tests
+#   redis-sentinel, php-cli, php-redis, python3-redis  for the Redis ingest,
+#                 function and Sentinel tests (the seeds' PHP and Python publishers)
 #   nginx         (Debian package nginx-light)   for the deploy/nginx.conf tests
 #
 # Quiet and quick when everything is there. Otherwise, as root with apt-get,
@@ -16,12 +18,17 @@ log() { printf 'test-deps: %s\n' "$*" >&2; }
 
 have_redis() { command -v redis-server >/dev/null 2>&1; }
 have_chromium() { [ -x /usr/bin/chromium ] || command -v chromium >/dev/null 2>&1; }
+have_php_redis() { command -v php >/dev/null 2>&1 && php -r 'exit(class_exists("Redis") ? 0 : 1);' >/dev/null 2>&1; }
 have_nginx() { [ -x /usr/sbin/nginx ] || command -v nginx >/dev/null 2>&1; }
 
 missing_packages() {
 	local missing=()
 	have_redis || missing+=(redis-server)
 	have_chromium || missing+=(chromium)
+	command -v redis-sentinel >/dev/null 2>&1 || missing+=(redis-sentinel)
+	command -v php >/dev/null 2>&1 || missing+=(php-cli)
+	have_php_redis || missing+=(php-redis)
+	/usr/bin/python3 -c 'import redis' >/dev/null 2>&1 || missing+=(python3-redis)
 	have_nginx || missing+=(nginx-light)
 	echo "${missing[@]+"${missing[@]}"}"
 }

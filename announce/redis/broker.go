@@ -67,7 +67,7 @@ const minBackoff = 50 * time.Millisecond
 // everything earlier is in the history.
 type Broker struct {
 	ps        *goredis.PubSub
-	client    *goredis.Client
+	client    goredis.UniversalClient
 	sink      announce.BrokerSink
 	keys      keys
 	opTimeout time.Duration
@@ -107,11 +107,10 @@ func NewBroker(cfg BrokerConfig, sink announce.BrokerSink) (*Broker, error) {
 	if err := cfg.fill(); err != nil {
 		return nil, err
 	}
-	opt, err := parseURL(cfg.URL, cfg.OpTimeout)
+	client, err := newClient(cfg.URL, cfg.OpTimeout)
 	if err != nil {
 		return nil, err
 	}
-	client := goredis.NewClient(opt)
 	b := &Broker{
 		ps:        client.Subscribe(context.Background()),
 		client:    client,

@@ -26,6 +26,12 @@
 // {"message": <message JSON>} for the TTL (24 h). The key may contain any
 // printable ASCII, so it ends the name.
 //
+// Raw ingest (Store.Ingest, ingest.go) adds announce:ingest:<hash of the
+// names>: a string holding the ingesting node's random token, set NX with a
+// lease expiry and renewed by that node alone. The Redis Function library
+// "announce" (function.go) holds announce_publish, whose body is the
+// append script itself, and announce_version.
+//
 // The current message is the last element of the history list, so there is
 // no third key to keep in step with the other two. The braces are a Redis
 // Cluster hash tag: both keys of a channel land in one slot, which the

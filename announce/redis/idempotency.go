@@ -43,7 +43,7 @@ const (
 // Keys are bounded by time only (the TTL, 24h by default): their number is
 // bounded by the publish rate, and each costs about the message's JSON.
 type Idempotency struct {
-	client    *goredis.Client
+	client    goredis.UniversalClient
 	keys      keys
 	opTimeout time.Duration
 	ttl       time.Duration
@@ -134,7 +134,7 @@ func (i *Idempotency) lead(ctx context.Context, k, marker string, publish func(c
 		defer cancel()
 		_ = releaseScript.Run(rctx, i.client, []string{k}, marker).Err() // else it expires
 	}()
-	env, err = publish(ctx)
+	env, err = publish(context.WithValue(ctx, idemRecordKey{}, idemPending{key: k, marker: marker, ttl: i.ttl}))
 	if err == nil && env == nil {
 		err = errors.New("publish returned no message")
 	}
@@ -169,8 +169,8 @@ func (i *Idempotency) wait(ctx context.Context, k, content string) (env *announc
 		case errors.Is(err, goredis.Nil):
 			return nil, true, nil
 		case err != nil:
-			if ctx.Err() != nil {
-				return nil, false, ctx.Err()
+			if cerr := ended(ctx); cerr != nil {
+				return nil, false, cerr
 			}
 			return nil, false, unavailable("idempotency get", err)
 		case !strings.HasPrefix(raw, idemPendingPrefix):
@@ -191,6 +191,19 @@ func (i *Idempotency) wait(ctx context.Context, k, content string) (env *announc
 	}
 }
 
+// ended is ctx's error, or DeadlineExceeded once its deadline has passed:
+// the socket deadline (ContextTimeoutEnabled) can fire a moment before the
+// context's own timer marks it done.
+func ended(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if dl, ok := ctx.Deadline(); ok && !time.Now().Before(dl) {
+		return context.DeadlineExceeded
+	}
+	return nil
+}
+
 func decodeIdemRecord(raw string) (*announce.Envelope, error) {
 	var rec idemRecord
 	if err := json.Unmarshal([]byte(raw), &rec); err != nil || len(rec.Message) == 0 {
@@ -201,6 +214,16 @@ func decodeIdemRecord(raw string) (*announce.Envelope, error) {
 		return nil, err
 	}
 	return announce.NewEnvelope(m), nil
+}
+
+// idemRecordKey carries an idemPending from Do to Store.Append through the
+// hub's Publish, so the append script writes the record in its own step.
+type idemRecordKey struct{}
+
+// idemPending is the key a publish runs under and the caller's marker.
+type idemPending struct {
+	key, marker string
+	ttl         time.Duration
 }
 
 // newMarker returns a pending marker unique to one Do call.

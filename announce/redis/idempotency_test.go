@@ -3,6 +3,7 @@ package redis_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -216,5 +217,60 @@ func TestIdempotencyUnavailable(t *testing.T) {
 	})
 	if !errors.Is(err, announce.ErrUnavailable) {
 		t.Errorf("Do without Redis: %v, want ErrUnavailable", err)
+	}
+}
+
+// TestIdempotencyLostReplyReplays: the append writes the record in its own
+// step, so when its reply is lost (a timeout, a cut link, a node killed) a
+// retry under the same key answers the stored message instead of
+// publishing it a second time.
+func TestIdempotencyLostReplyReplays(t *testing.T) {
+	addr := testenv.Redis(t)
+	st := openStore(t, addr, redis.Config{Prefix: uniquePrefix()})
+	idem := st.Idempotency(time.Minute)
+	ctx := t.Context()
+	lost := func(ctx context.Context) (*announce.Envelope, error) {
+		if _, err := st.Append(ctx, "ch", "once", time.Now()); err != nil {
+			return nil, err
+		}
+		return nil, fmt.Errorf("%w: the reply was lost", announce.ErrUnavailable)
+	}
+	if _, _, err := idem.Do(ctx, "ch", "k1", "once", lost); err == nil {
+		t.Fatal("Do with a lost reply succeeded")
+	}
+	var runs atomic.Int64
+	env, replay, err := idem.Do(ctx, "ch", "k1", "once", publisher(st, "ch", "once", &runs))
+	if err != nil || !replay || env.ID != 1 || runs.Load() != 0 {
+		t.Fatalf("retry after a lost reply: %+v replay %v err %v, publishes %d; want id 1 replayed, no publish", env, replay, err, runs.Load())
+	}
+	if got, err := st.Since(ctx, "ch", 0, 0); err != nil || len(got) != 1 {
+		t.Fatalf("history holds %d messages (%v), want the one", len(got), err)
+	}
+}
+
+// TestIdempotencyLateAppendPublishesNothing: an append that reaches Redis
+// after its caller gave up and released the key's marker (a delayed
+// network) publishes nothing, so the retry's publish is the only one.
+func TestIdempotencyLateAppendPublishesNothing(t *testing.T) {
+	addr := testenv.Redis(t)
+	prefix := uniquePrefix()
+	st := openStore(t, addr, redis.Config{Prefix: prefix})
+	raw := rawClient(t, addr)
+	idem := st.Idempotency(time.Minute)
+	late := func(ctx context.Context) (*announce.Envelope, error) {
+		if err := raw.Del(ctx, prefix+"{ch}:idem:k1").Err(); err != nil { // released meanwhile
+			return nil, err
+		}
+		m, err := st.Append(ctx, "ch", "late", time.Now())
+		if err != nil {
+			return nil, err
+		}
+		return announce.NewEnvelope(m), nil
+	}
+	if env, _, err := idem.Do(t.Context(), "ch", "k1", "late", late); !errors.Is(err, announce.ErrUnavailable) {
+		t.Fatalf("a late append: %+v %v, want ErrUnavailable", env, err)
+	}
+	if got, err := st.Since(t.Context(), "ch", 0, 0); err != nil || len(got) != 0 {
+		t.Fatalf("history holds %d messages (%v) after a late append, want none", len(got), err)
 	}
 }

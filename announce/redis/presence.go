@@ -27,7 +27,7 @@ import (
 // receives them with a single pattern subscription (announce:{*}:presence),
 // only when presence events are on.
 type Presence struct {
-	client    *goredis.Client
+	client    goredis.UniversalClient
 	keys      keys
 	opTimeout time.Duration
 	log       *slog.Logger
@@ -54,11 +54,11 @@ func NewPresence(cfg PresenceConfig) (*Presence, error) {
 	if err := c.fill(); err != nil {
 		return nil, err
 	}
-	opt, err := parseURL(c.URL, c.OpTimeout)
+	client, err := newClient(c.URL, c.OpTimeout)
 	if err != nil {
 		return nil, err
 	}
-	return &Presence{client: goredis.NewClient(opt), keys: keys{prefix: c.Prefix}, opTimeout: c.OpTimeout, log: c.Logger}, nil
+	return &Presence{client: client, keys: keys{prefix: c.Prefix}, opTimeout: c.OpTimeout, log: c.Logger}, nil
 }
 
 func (k keys) presence(channel string) string { return k.prefix + "{" + channel + "}:presence" }

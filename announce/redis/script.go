@@ -10,8 +10,10 @@ import (
 	"github.com/announce/announce/announce"
 )
 
-// appendScript is the whole of Append, atomic because Redis runs one script
-// at a time: the id, the history and the pub/sub order can never disagree.
+// appendLua is the whole of Append, atomic because Redis runs one script at
+// a time: the id, the history and the pub/sub order can never disagree. It
+// is also the body of the announce_publish function (function.go), so an
+// FCALL appends exactly as an HTTP publish does.
 //
 //	KEYS[1] id key, KEYS[2] history key
 //	ARGV[1] the message JSON after the id (see jsonTail)
@@ -19,14 +21,25 @@ import (
 //
 // It returns the new id. string.format('%d') rather than `..` on the number:
 // Lua 5.1 prints large numbers as 1.2e+14, which would not be JSON we want.
-var appendScript = goredis.NewScript(`
+//
+// With an Idempotency-Key (KEYS[3] its key, ARGV[4] the publishing call's
+// pending marker, ARGV[5] the record's TTL in ms) the record is written in
+// the same step, so a retry after a lost reply or a dead node finds the
+// message instead of publishing it again; and without the marker in place
+// nothing is appended (-1): a script that reaches Redis late, after its
+// caller gave up and released the marker, cannot publish a second copy.
+const appendLua = `
+if KEYS[3] and redis.call('GET', KEYS[3]) ~= ARGV[4] then return -1 end
 local id = redis.call('INCR', KEYS[1])
 local msg = '{"id":' .. string.format('%d', id) .. ARGV[1]
 redis.call('RPUSH', KEYS[2], msg)
 redis.call('LTRIM', KEYS[2], -tonumber(ARGV[2]), -1)
 redis.call('PUBLISH', ARGV[3], msg)
+if KEYS[3] then redis.call('SET', KEYS[3], '{"message":' .. msg .. '}', 'PX', ARGV[5]) end
 return id
-`)
+`
+
+var appendScript = goredis.NewScript(appendLua)
 
 // sinceScript returns the history entries with id > since, oldest first, at
 // most limit of them (limit <= 0: all). The history holds consecutive ids

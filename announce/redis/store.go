@@ -55,7 +55,8 @@ func (c *Config) fill() error {
 // Store is an announce.Store in Redis; see the package doc for the key
 // layout. It is safe for concurrent use.
 type Store struct {
-	client    *goredis.Client
+	client    goredis.UniversalClient
+	confirm   bool // Sentinel: a write counts once a replica has it (WAIT 1)
 	keys      keys
 	history   int
 	opTimeout time.Duration
@@ -73,12 +74,13 @@ func Open(cfg Config) (*Store, error) {
 	if err := cfg.fill(); err != nil {
 		return nil, err
 	}
-	opt, err := parseURL(cfg.URL, cfg.OpTimeout)
+	client, err := newClient(cfg.URL, cfg.OpTimeout)
 	if err != nil {
 		return nil, err
 	}
 	return &Store{
-		client:    goredis.NewClient(opt),
+		client:    client,
+		confirm:   isSentinel(cfg.URL),
 		keys:      keys{prefix: cfg.Prefix},
 		history:   cfg.History,
 		opTimeout: cfg.OpTimeout,
@@ -104,9 +106,13 @@ func (s *Store) Append(ctx context.Context, channel, content string, at time.Tim
 	}
 	ctx, cancel := s.op(ctx)
 	defer cancel()
-	id, err := appendScript.Run(ctx, s.client,
-		[]string{s.keys.id(channel), s.keys.history(channel)},
-		tail, s.history, s.keys.topic(channel)).Int64()
+	keys := []string{s.keys.id(channel), s.keys.history(channel)}
+	args := []any{tail, s.history, s.keys.topic(channel)}
+	if rec, ok := ctx.Value(idemRecordKey{}).(idemPending); ok {
+		keys = append(keys, rec.key)
+		args = append(args, rec.marker, rec.ttl.Milliseconds())
+	}
+	id, err := s.runAppend(ctx, keys, args...)
 	if err != nil {
 		if outcomeUnknown(err) {
 			s.log.Warn("redis append timed out; the message may still have been stored and published",
@@ -114,11 +120,42 @@ func (s *Store) Append(ctx context.Context, channel, content string, at time.Tim
 		}
 		return announce.Message{}, unavailable("append", err)
 	}
+	if id < 0 {
+		return announce.Message{}, unavailable("append", errors.New("the Idempotency-Key's pending marker is gone (the publish came too late); nothing was published"))
+	}
 	m.ID = uint64(id)
 	if m.ID == 1 {
 		s.noteChannel(ctx, channel)
 	}
 	return m, nil
+}
+
+// runAppend runs the append script; on Sentinel it is followed, on the same
+// connection, by WAIT 1: asynchronous replication loses what the master
+// acknowledged but had not yet sent when a failover promotes the replica,
+// so a publish is acknowledged only once a replica has it.
+func (s *Store) runAppend(ctx context.Context, keys []string, args ...any) (int64, error) {
+	if !s.confirm {
+		return appendScript.Run(ctx, s.client, keys, args...).Int64()
+	}
+	var eval, wait *goredis.Cmd
+	_, err := s.client.Pipelined(ctx, func(p goredis.Pipeliner) error {
+		eval = appendScript.Eval(ctx, p, keys, args...)
+		wait = p.Do(ctx, "WAIT", 1, (s.opTimeout / 2).Milliseconds())
+		return nil
+	})
+	id, eerr := eval.Int64()
+	if eerr != nil {
+		return 0, eerr
+	}
+	n, werr := wait.Int64()
+	switch {
+	case werr != nil:
+		return 0, fmt.Errorf("waiting for a replica: %w", werr)
+	case n < 1:
+		return 0, fmt.Errorf("no replica confirmed id %d: %w", id, context.DeadlineExceeded)
+	}
+	return id, err
 }
 
 // Current implements announce.Store: the last history entry.

@@ -68,6 +68,10 @@ func TestOpenValidates(t *testing.T) {
 		"BracePrefix":  {URL: "redis://localhost:6379", Prefix: "a{b}:"},
 		"BadDatabase":  {URL: "redis://localhost:6379/x"},
 		"UnknownParam": {URL: "redis://localhost:6379/0?bogus=1"},
+		"NoScheme":     {URL: "localhost:6379"},
+		"UnknownMode":  {URL: "redis+bogus://localhost:6379"},
+		"NoMasterName": {URL: "redis+sentinel://localhost:26379"},
+		"Cluster":      {URL: "redis+cluster://localhost:7000"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			if s, err := redis.Open(cfg); err == nil {

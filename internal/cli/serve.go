@@ -16,6 +16,7 @@ import (
 
 	"github.com/announce/announce/announce"
 	"github.com/announce/announce/announce/presence"
+	"github.com/announce/announce/announce/redis"
 	"github.com/announce/announce/api"
 	"github.com/announce/announce/internal/serve"
 )
@@ -27,7 +28,7 @@ func Serve(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	fs.StringVar(&cfg.Listen, "listen", ":8000", "address to serve on")
 	fs.StringVar(&cfg.DataDir, "data-dir", "./data", "directory of the embedded on-disk store")
 	fs.BoolVar(&cfg.Memory, "memory", false, "keep everything in memory instead of --data-dir")
-	fs.StringVar(&cfg.Redis, "redis", "", "Redis URL (redis://host:6379/0): scale-out mode, nodes share ids and messages")
+	fs.StringVar(&cfg.Redis, "redis", "", "Redis URL (redis://host:6379/0, or redis+sentinel://SENTINEL:26379/0?master_name=NAME): scale-out mode, nodes share ids and messages")
 	fs.IntVar(&cfg.History, "history", announce.DefaultHistory, "messages kept per channel for resume and catch-up")
 	fs.IntVar(&cfg.MaxMessage, "max-message", announce.DefaultMaxMessage, "largest message content in bytes")
 	fs.DurationVar(&cfg.PollTimeout, "poll-timeout", 30*time.Second, "longest a long-poll waits (clients may ask for less)")
@@ -44,6 +45,7 @@ func Serve(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	fs.DurationVar(&cfg.Presence.Grace, "presence-grace", presence.DefaultGrace, "how long a long-poll client stays present after its last poll")
 	fs.Var((*appendListFlag)(&cfg.Presence.Webhooks), "webhook", "URL receiving connected, disconnected and published events as signed JSON POSTs (repeatable, or comma-separated)")
 	fs.StringVar(&cfg.Presence.WebhookSecret, "webhook-secret", "", "secret of the webhooks' X-Announce-Signature (HMAC-SHA256 of the body)")
+	fs.Var((*listFlag)(&cfg.RedisSubscribe), "redis-subscribe", "comma-separated Redis pub/sub channels (name* for a pattern) whose raw PUBLISHes become announcements on the channel of that name; needs --redis")
 	fs.StringVar(&cfg.TLS.CertFile, "tls-cert", "", "PEM certificate chain: serve HTTPS (HTTP/2 and HTTP/1.1) on --listen; reloaded when the file changes or on SIGHUP")
 	fs.StringVar(&cfg.TLS.KeyFile, "tls-key", "", "PEM private key of --tls-cert")
 	fs.BoolVar(&cfg.H2C, "h2c", false, "also speak cleartext HTTP/2 (prior knowledge) on --listen, for a proxy in front; WebSocket stays on HTTP/1.1")
@@ -125,6 +127,10 @@ func validate(cfg serve.Config) error {
 		return errors.New("--memory and --redis exclude each other")
 	case cfg.Presence.Grace < 0:
 		return errors.New("--presence-grace must not be negative")
+	case len(cfg.RedisSubscribe) > 0 && cfg.Redis == "":
+		return errors.New("--redis-subscribe needs --redis")
+	case len(cfg.RedisSubscribe) > 0 && redis.ValidateIngestNames(cfg.RedisSubscribe, "") != nil:
+		return fmt.Errorf("--redis-subscribe: %w", redis.ValidateIngestNames(cfg.RedisSubscribe, ""))
 	case (cfg.TLS.CertFile == "") != (cfg.TLS.KeyFile == ""):
 		return errors.New("--tls-cert and --tls-key go together: give both files")
 	case cfg.H2C && cfg.TLS.CertFile != "":

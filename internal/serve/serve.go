@@ -48,6 +48,12 @@ type Config struct {
 	// Presence and webhooks (presence.go).
 	Presence PresenceConfig
 
+	// RedisSubscribe lists raw Redis pub/sub channels (a trailing * makes a
+	// pattern) whose messages become announcements (redis_extras.go).
+	RedisSubscribe []string
+	// RedisIngestLease is how long the ingesting node's lease lasts; zero: 5 s.
+	RedisIngestLease time.Duration
+
 	// TLS and HTTP/2 (tls_node.go).
 	TLS TLSConfig
 	H2C bool // cleartext HTTP/2 (prior knowledge) besides HTTP/1.1, for a proxy in front
@@ -71,6 +77,7 @@ type Node struct {
 	shutdownErr  error
 
 	presence presenceNode  // presence.go
+	extras   redisExtras   // redis_extras.go
 	certs    *certReloader // tls_node.go; nil without TLS
 }
 
@@ -124,6 +131,10 @@ func Start(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	if err := n.startPresence(reg); err != nil {
+		n.close(context.Background())
+		return nil, err
+	}
+	if err := n.startRedisExtras(reg); err != nil {
 		n.close(context.Background())
 		return nil, err
 	}
@@ -290,7 +301,7 @@ func (f *freshConns) closeAll() {
 
 func (n *Node) close(ctx context.Context) error {
 	n.stopTLS()
-	err := n.stopPresence(ctx) // after the streams ended: their disconnections reach the webhooks
+	err := errors.Join(n.stopRedisExtras(), n.stopPresence(ctx)) // after the streams ended: their disconnections reach the webhooks
 	if n.hub != nil {
 		err = errors.Join(err, n.hub.Close(ctx))
 	}

@@ -62,6 +62,9 @@ type RedisOptions struct {
 	// is kept across Stop and Start, so a Stop (SIGKILL) loses nothing that
 	// was acknowledged. For tests of durability across a Redis crash.
 	AppendOnly bool
+	// Args are more redis-server arguments, e.g. --replicaof or
+	// --cluster-enabled.
+	Args []string
 }
 
 // StartRedis starts a private redis-server for t without persistence, waits
@@ -152,7 +155,7 @@ func (s *RedisServer) start() error {
 	} else {
 		args = append(args, "--appendonly", "no")
 	}
-	cmd := exec.Command(s.bin, args...)
+	cmd := exec.Command(s.bin, append(args, s.opts.Args...)...)
 	cmd.Dir = s.dir
 	cmd.Stdout = out
 	cmd.Stderr = out

@@ -169,3 +169,19 @@ func TestRedisAppendOnlySurvivesKill(t *testing.T) {
 		t.Fatalf("LLEN list after a second restart = %d, %v; want 100", n, err)
 	}
 }
+
+func TestSentinelFailover(t *testing.T) {
+	s := testenv.StartSentinel(t)
+	first := s.Master()
+	if first != s.Redis[0].Addr {
+		t.Fatalf("master %s, want %s", first, s.Redis[0].Addr)
+	}
+	s.Failover()
+	if got := s.Master(); got != s.Redis[1].Addr {
+		t.Fatalf("after SENTINEL FAILOVER the master is %s, want %s", got, s.Redis[1].Addr)
+	}
+	s.KillMaster()
+	if got := s.Master(); got != s.Redis[0].Addr {
+		t.Fatalf("after killing the master the master is %s, want %s", got, s.Redis[0].Addr)
+	}
+}

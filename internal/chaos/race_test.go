@@ -1,0 +1,5 @@
+//go:build race && unix
+
+package chaos_test
+
+func init() { raceEnabled = true }
