@@ -319,5 +319,8 @@ func (s *Store) Fire(ctx context.Context, f announce.Firing) (announce.Message, 
 		return announce.Message{}, false, nil
 	}
 	m.ID = uint64(id)
+	if m.ID == 1 {
+		s.noteChannel(ctx, f.Channel)
+	}
 	return m, true, nil
 }
