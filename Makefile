@@ -124,3 +124,13 @@ release:
 			*) echo "release: want 'announce $(VERSION) (commit $(COMMIT), go...)'"; exit 1;; esac; \
 		$(GO) version -m dist/announce-linux-amd64 | grep -q 'CGO_ENABLED=0' || { echo "release: not a static build"; exit 1; }; \
 	fi
+
+.PHONY: abuse soak
+
+## abuse: replay hostile-client attacks against fresh servers and print the table (scripts/abuse.sh)
+abuse:
+	bash scripts/abuse.sh
+
+## soak: 30 minutes of connect/disconnect churn at ~1,000/s over all transports, RSS and goroutines printed each minute (CI runs 2 minutes)
+soak:
+	ANNOUNCE_SOAK=30m $(GO) test -count=1 -timeout 40m -run '^TestChurnSoak$$' -v ./internal/serve/

@@ -27,6 +27,8 @@ type Channel struct {
 	publishing atomic.Int32
 	idleSince  time.Time
 	evicted    bool
+	lruPrev    *Channel // neighbours in the shard's lru; guarded by the shard's mu
+	lruNext    *Channel
 }
 
 // Replay is what a new observer receives before live messages.
@@ -126,7 +128,11 @@ func (c *Channel) wait(o *Observer, since *uint64) (*Envelope, bool) {
 func (c *Channel) Unsubscribe(o *Observer) {
 	c.mu.Lock()
 	c.unregister(o)
+	unused := c.unusedLocked() && c.current.ID == 0
 	c.mu.Unlock()
+	if unused {
+		c.hub.dropEmpty(c) // a channel nobody published on is not worth its memory
+	}
 }
 
 // register requires c.mu.

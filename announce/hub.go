@@ -28,6 +28,8 @@ type Config struct {
 	// ScheduleStore (schedule.go).
 	SchedulePoll time.Duration
 	MaxScheduled int
+	// Limits bound what clients can make the hub hold (limits.go).
+	Limits Limits
 }
 
 // Hub holds the channels by name and publishes through the Store.
@@ -42,6 +44,8 @@ type Hub struct {
 	log        *slog.Logger
 	stats      Stats
 	sched      *Scheduler // nil when the store cannot schedule
+	limits     Limits
+	count      channelCount // for Limits.MaxChannels (store_admin.go)
 
 	seed   maphash.Seed
 	shards [32]shard
@@ -54,6 +58,7 @@ type Hub struct {
 type shard struct {
 	mu       sync.Mutex
 	channels map[string]*Channel
+	lru      lru // the channels, most recently used first (cache.go)
 }
 
 // Stats are the hub's running counters, read by the metrics endpoint.
@@ -102,8 +107,10 @@ func NewHub(cfg Config) (*Hub, error) {
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}
+	h.limits = cfg.Limits.withDefaults()
 	for i := range h.shards {
 		h.shards[i].channels = make(map[string]*Channel)
+		h.shards[i].lru.init(h.limits.shardCap(i, len(h.shards)))
 	}
 	if cfg.Broker != nil {
 		b, err := cfg.Broker(h)
@@ -114,6 +121,10 @@ func NewHub(cfg Config) (*Hub, error) {
 	}
 	h.janitorWG.Add(1)
 	go h.janitor()
+	if h.limits.ChannelTTL > 0 {
+		h.janitorWG.Add(1)
+		go h.ttlLoop()
+	}
 	if st, ok := cfg.Store.(ScheduleStore); ok {
 		h.sched = newScheduler(h, st, cfg.SchedulePoll, cfg.MaxScheduled)
 	}
@@ -144,7 +155,8 @@ func (h *Hub) shard(name string) *shard {
 }
 
 // Channel returns the named channel, loading its state from the store the
-// first time. The name must be valid.
+// first time and keeping it cached. The name must be valid. To only read a
+// channel, use Read, which caches no empty channel.
 func (h *Hub) Channel(ctx context.Context, name string) (*Channel, error) {
 	if err := ValidateChannel(name); err != nil {
 		return nil, err
@@ -156,11 +168,16 @@ func (h *Hub) Channel(ctx context.Context, name string) (*Channel, error) {
 		}
 		s.mu.Lock()
 		c, ok := s.channels[name]
-		if !ok {
+		var evicted []string
+		if ok {
+			s.lru.touch(c)
+		} else {
 			c = &Channel{name: name, hub: h, ready: make(chan struct{})}
 			s.channels[name] = c
+			evicted = s.admit(c)
 		}
 		s.mu.Unlock()
+		h.unwatchEvicted(evicted)
 		if !ok {
 			return h.loadOrForget(ctx, s, c)
 		}
@@ -190,7 +207,7 @@ func (h *Hub) loadOrForget(ctx context.Context, s *shard, c *Channel) (*Channel,
 	c.err = h.loadChannel(ctx, c)
 	if c.err != nil {
 		s.mu.Lock()
-		delete(s.channels, c.name)
+		s.remove(c)
 		s.mu.Unlock()
 	}
 	close(c.ready)
@@ -267,6 +284,9 @@ func (h *Hub) Publish(ctx context.Context, name, content string) (*Envelope, err
 	}
 	if h.closed.Load() {
 		return nil, ErrClosed
+	}
+	if err := h.admitChannel(ctx, name); err != nil {
+		return nil, err
 	}
 	if c := h.lookup(name); c != nil {
 		c.publishing.Add(1)
@@ -412,13 +432,19 @@ func (h *Hub) evictIdle(now time.Time) {
 			c.mu.Lock()
 			if len(c.observers) == 0 && len(c.pending) == 0 && !c.filling && now.Sub(c.idleSince) >= h.idle {
 				c.evicted = true
-				delete(s.channels, name)
+				s.remove(c)
 				gone = append(gone, name)
 			}
 			c.mu.Unlock()
 		}
 		s.mu.Unlock()
 	}
+	h.unwatchEvicted(gone)
+}
+
+// unwatchEvicted stops the broker watching channels just evicted; it may
+// wait on the network, so never call it under a lock.
+func (h *Hub) unwatchEvicted(gone []string) {
 	if h.broker == nil {
 		return
 	}

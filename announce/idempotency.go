@@ -182,3 +182,15 @@ func (m *MemoryIdempotency) remove(e *idemEntry) {
 		delete(m.entries, e.key)
 	}
 }
+
+// Forget drops every key of channel (it was deleted): a retry after that
+// publishes anew.
+func (m *MemoryIdempotency) Forget(channel string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for k, e := range m.entries {
+		if k.channel == channel && e.elem != nil {
+			m.remove(e)
+		}
+	}
+}

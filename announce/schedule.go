@@ -204,6 +204,9 @@ func (s *Scheduler) Schedule(ctx context.Context, channel, content string, at ti
 		return Scheduled{}, fmt.Errorf("%w: at most %v ahead", ErrBadSchedule, MaxScheduleAhead)
 	}
 	sc := Scheduled{ID: uuid.NewString(), Channel: channel, Content: content, At: ceilMilli(at), TTL: ttl}
+	if err := s.hub.admitSchedule(ctx); err != nil {
+		return Scheduled{}, err
+	}
 	if err := s.store.Schedule(ctx, sc, s.max); err != nil {
 		return Scheduled{}, err
 	}
@@ -218,6 +221,9 @@ func (s *Scheduler) PublishTTL(ctx context.Context, channel, content string, ttl
 		return nil, fmt.Errorf("%w: ttl must be positive", ErrBadSchedule)
 	}
 	if err := s.check(channel, content, ttl); err != nil {
+		return nil, err
+	}
+	if err := s.hub.admitChannel(ctx, channel); err != nil {
 		return nil, err
 	}
 	f := Firing{Scheduled: Scheduled{Channel: channel, Content: content, TTL: ttl}, Time: time.Now().Truncate(time.Microsecond)}

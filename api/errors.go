@@ -44,6 +44,8 @@ func statusOf(err error) int {
 		return http.StatusNotFound
 	case errors.Is(err, announce.ErrTooManyScheduled):
 		return http.StatusTooManyRequests
+	case errors.Is(err, announce.ErrTooManyChannels), errors.Is(err, announce.ErrTooManyScheduledTotal):
+		return channelLimitStatus(err)
 	case errors.Is(err, announce.ErrSchedulingUnsupported):
 		return http.StatusNotImplemented
 	case errors.Is(err, announce.ErrMessageTooLarge), errors.Is(err, errBodyTooLarge):

@@ -52,7 +52,7 @@ func (s *Server) messages(c *gin.Context) {
 		wait = s.capToToken(c, d) // a wait never outlives its token
 	}
 	ctx := c.Request.Context()
-	ch, err := s.hub.Channel(ctx, channelOf(c))
+	ch, err := s.hub.Read(ctx, channelOf(c))
 	if err != nil {
 		fail(c, err)
 		return

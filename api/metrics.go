@@ -40,6 +40,8 @@ func newMetrics(reg *prometheus.Registry, hub *announce.Hub) (*metrics, error) {
 			func() float64 { return float64(st.SlowConsumers()) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "announce_gaps_filled_total", Help: "Messages recovered from the store after a gap in the id sequence."},
 			func() float64 { return float64(st.GapsFilled()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "announce_channels_cached", Help: "Channels held in memory (--max-cached-channels bounds those without observers)."},
+			func() float64 { return float64(hub.CachedChannels()) }),
 	}
 	for _, t := range announce.Transports {
 		labels := prometheus.Labels{"transport": t.String()}

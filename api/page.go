@@ -48,7 +48,7 @@ func (s *Server) render(c *gin.Context, file, channel string) {
 	if !s.guardPage(c, channel) {
 		return
 	}
-	ch, err := s.hub.Channel(c.Request.Context(), channel)
+	ch, err := s.hub.Read(c.Request.Context(), channel)
 	if err != nil {
 		fail(c, err)
 		return

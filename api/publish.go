@@ -24,6 +24,9 @@ func (s *Server) publish(c *gin.Context) {
 		failAuth(c, err)
 		return
 	}
+	if s.overPublishRate(c) {
+		return
+	}
 	key, err := idempotencyKey(c.Request)
 	if err != nil {
 		fail(c, err)

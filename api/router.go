@@ -61,6 +61,9 @@ type Config struct {
 	// GET .../presence; a tracker of this node alone when nil. The caller
 	// closes it (after Wait).
 	Presence *presence.Tracker
+
+	// Limits bound what one client may do (ratelimit.go).
+	Limits ClientLimits
 }
 
 // Server is the HTTP API.
@@ -83,6 +86,7 @@ type Server struct {
 
 	hosted hosted        // private channels, tokens, idempotency (private.go)
 	pres   presenceState // presence and the events webhooks get (presence.go)
+	limits *limiter      // per-client limits (ratelimit.go)
 }
 
 // New validates cfg and builds the routes.
@@ -131,6 +135,9 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.metrics = m
+	if err := s.initLimits(); err != nil {
+		return nil, err
+	}
 	if err := s.initHosted(); err != nil {
 		return nil, err
 	}
@@ -212,6 +219,7 @@ func (s *Server) routes() *gin.Engine {
 	ch.POST("/tokens", s.mintToken)
 	get(ch, "/scheduled", s.guardObserve, s.listScheduled)
 	ch.DELETE("/scheduled/:id", s.cancelScheduled)
+	ch.DELETE("", s.deleteChannel)
 
 	seed := r.Group("", s.defaultChannel)
 	seed.POST("/chat", s.publish)
@@ -273,7 +281,7 @@ func wellFormedQuery(c *gin.Context) {
 // headCurrent answers HEAD on a long-poll route: the head of an answer with
 // the current message, at once.
 func (s *Server) headCurrent(c *gin.Context) {
-	ch, err := s.hub.Channel(c.Request.Context(), channelOf(c))
+	ch, err := s.hub.Read(c.Request.Context(), channelOf(c))
 	if err != nil {
 		fail(c, err)
 		return
@@ -327,7 +335,7 @@ func (s *Server) readyz(c *gin.Context) {
 }
 
 func (s *Server) channelInfo(c *gin.Context) {
-	ch, err := s.hub.Channel(c.Request.Context(), channelOf(c))
+	ch, err := s.hub.Read(c.Request.Context(), channelOf(c))
 	if err != nil {
 		fail(c, err)
 		return

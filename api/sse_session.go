@@ -52,5 +52,7 @@ func (p *sseProtocol) end(st *streamSession, reason error) {
 		_ = st.send(fmt.Appendf(nil, "retry: 500\nevent: error\ndata: {\"event\":\"error\",\"error\":%q}\n\n", reason.Error()))
 	case errors.Is(reason, errTokenExpired):
 		_ = st.send([]byte(sseTokenExpired))
+	case errors.Is(reason, announce.ErrDeleted):
+		_ = st.send([]byte("event: deleted\ndata: " + deletedEvent + "\n\n"))
 	}
 }

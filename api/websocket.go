@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"slices"
 	"time"
 
@@ -106,7 +107,7 @@ func (s *Server) websocket(c *gin.Context) {
 			s.streams.Done()
 		}
 	}()
-	ws := &wsSession{s: s, channel: channelOf(c), access: accessOf(c), since: since}
+	ws := &wsSession{s: s, channel: channelOf(c), access: accessOf(c), since: since, client: s.limits.proxies.clientIP(c.Request)}
 	st := s.newStreamSession(announce.WebSocket, ws, min(s.cfg.PingInterval, s.cfg.PongTimeout))
 	// Subscribe before upgrading so a store failure is still an HTTP error.
 	ch, replay, err := s.hub.Subscribe(c.Request.Context(), ws.channel, st.o, since)
@@ -131,7 +132,7 @@ func (s *Server) websocket(c *gin.Context) {
 	st.begin(conn, ch, pres, ws.access)
 }
 
-func (s *Server) handleFrame(channel string, data []byte, a access) []byte {
+func (s *Server) handleFrame(channel string, data []byte, a access, client netip.Addr) []byte {
 	var in wsFrameIn
 	if err := json.Unmarshal(data, &in); err != nil {
 		return errorFrame("frame is not a JSON object: " + err.Error())
@@ -144,6 +145,9 @@ func (s *Server) handleFrame(channel string, data []byte, a access) []byte {
 	}
 	if err := s.authorizeFrame(channel, in.Key, a); err != nil {
 		return errorFrame(err.Error())
+	}
+	if reply, ok := s.framePublishAllowed(in.Key, a, client); !ok {
+		return reply
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.WriteTimeout)
 	defer cancel()

@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"encoding/json"
+	"net/netip"
 	"testing"
 	"unicode/utf8"
 
@@ -49,7 +50,7 @@ func FuzzHandleFrame(f *testing.F) {
 		if !utf8.Valid(data) {
 			return // the session closes the connection over a text frame that is not UTF-8
 		}
-		reply := s.handleFrame("ws", data, access{publish: granted})
+		reply := s.handleFrame("ws", data, access{publish: granted}, netip.Addr{})
 
 		var out map[string]any
 		if err := json.Unmarshal(reply, &out); err != nil || len(out) != 2 {

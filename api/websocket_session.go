@@ -2,7 +2,7 @@ package api
 
 import (
 	"errors"
-	"io"
+	"net/netip"
 	"time"
 	"unicode/utf8"
 
@@ -24,6 +24,8 @@ type wsSession struct {
 	lastPing time.Time // when the server last pinged (or the client connected)
 	state    gobwas.State
 	message  []byte // a fragmented message being gathered
+	partial  []byte // the received bytes of a frame not yet complete
+	client   netip.Addr
 	opcode   gobwas.OpCode
 }
 
@@ -88,6 +90,9 @@ func (w *wsSession) end(st *streamSession, reason error) {
 		c = wsClose{gobwas.StatusPolicyViolation, "slow consumer"}
 	case errors.Is(reason, errTokenExpired):
 		c = wsClose{gobwas.StatusPolicyViolation, "token expired"}
+	case errors.Is(reason, announce.ErrDeleted):
+		_ = st.send(appendTextFrame(nil, []byte(deletedEvent)))
+		c = wsClose{gobwas.StatusNormalClosure, "channel deleted"}
 	}
 	_ = st.send(closeFrame(c.code, c.reason))
 }
@@ -97,27 +102,19 @@ func closeFrame(code gobwas.StatusCode, reason string) []byte {
 	return b
 }
 
-// readable reads one frame; the poller calls back again while more wait.
-// A frame that has begun arriving must end within the pong timeout.
+// readable reads what the client sent, at most one buffer, without waiting
+// for more, and handles every frame that is complete; the poller calls back
+// again while more wait. The bytes of an unfinished frame are kept until the
+// rest arrives (websocket_read.go), so a frame reserves only what came of it.
 func (w *wsSession) readable(st *streamSession) error {
-	conn := st.watch.Conn()
-	_ = conn.SetReadDeadline(time.Now().Add(w.s.cfg.PongTimeout))
-	h, err := gobwas.ReadHeader(conn)
-	if err != nil {
-		return errGone
-	}
-	if err := gobwas.CheckHeader(h, w.state); err != nil {
-		return wsClose{gobwas.StatusProtocolError, err.Error()}
-	}
-	limit := int64(w.s.hub.MaxMessage()) + 1024
-	if h.Length > limit || int64(len(w.message))+h.Length > limit {
-		return wsClose{gobwas.StatusMessageTooBig, "frame too large"}
-	}
-	payload := make([]byte, h.Length)
-	if _, err := io.ReadFull(conn, payload); err != nil {
-		return errGone
-	}
-	gobwas.Cipher(payload, h.Mask, 0)
+	return w.readFrames(st.watch.Conn(), func(h gobwas.Header, payload []byte) error {
+		return w.frame(st, h, payload)
+	})
+}
+
+// frame handles one complete frame; payload is unmasked and is the caller's
+// buffer, so nothing here keeps it.
+func (w *wsSession) frame(st *streamSession, h gobwas.Header, payload []byte) error {
 	w.lastRead = time.Now()
 
 	switch h.OpCode {
@@ -164,7 +161,7 @@ func (w *wsSession) readable(st *streamSession) error {
 		if !utf8.Valid(payload) { // RFC 6455 8.1: fail the connection
 			return wsClose{gobwas.StatusInvalidFramePayloadData, "invalid UTF-8 in a text message"}
 		}
-		reply = w.s.handleFrame(w.channel, payload, w.access)
+		reply = w.s.handleFrame(w.channel, payload, w.access, w.client)
 	}
 	return st.send(appendTextFrame(nil, reply))
 }

@@ -1,20 +1,32 @@
 // The fourth panel: announce.js chooses the transport, reconnects and
 // resumes by itself; the panel shows which transport it chose, how often it
 // reconnected and which messages it replayed (published while it was away).
+// Its "drop connection" button closes the subscription and, a few seconds
+// later, subscribes again with {since: the last id shown}.
 (function () {
   "use strict";
   var el = document.getElementById("auto");
   if (!el || typeof announce == "undefined") return;
   var channel = document.body.getAttribute("data-channel");
+  var url = location.origin + "/channels/" + encodeURIComponent(channel);
+  var DROP_MS = 6000;
   var stat = function (k) { return el.querySelector("[data-stat=" + k + "]"); };
   var logEl = el.querySelector("[data-role=log]");
-  var counts = { reconnects: 0, replayed: 0, messages: 0 };
+  var dropEl = el.querySelector("[data-role=drop]");
+  var recoveryEl = el.querySelector("[data-role=recovery]");
+  var counts = { reconnects: 0, replayed: 0, messages: 0, missed: 0, doubled: 0 };
   var liveSince = 0, wasLive = false;
+  var lastId = 0; // the newest id shown
+  var sub = null, held = null, resumed = null; // resumed: {after, at} of the last drop
 
   function show() {
     for (var k in counts) {
-      stat(k).textContent = String(counts[k]);
+      if (stat(k)) stat(k).textContent = String(counts[k]);
       el.setAttribute("data-" + k, String(counts[k]));
+    }
+    if (resumed) {
+      recoveryEl.textContent = "Dropped after #" + resumed.after + ". Resumed with announce.subscribe(…, {since: " + resumed.after +
+        "}): missed " + counts.missed + " · doubled " + counts.doubled + ".";
     }
   }
 
@@ -30,8 +42,7 @@
     prepend(li);
   }
 
-  var sub = announce.subscribe(location.origin + "/channels/" + encodeURIComponent(channel), { shared: true });
-  sub.addEventListener("state", function (e) {
+  function onState(e) {
     var d = e.detail;
     el.setAttribute("data-state", d.state);
     el.querySelector("[data-role=state]").textContent = d.state;
@@ -47,13 +58,18 @@
       note("connection lost: reconnecting");
       show();
     }
-  });
-  sub.addEventListener("truncated", function (e) {
-    note("history truncated: #" + (e.detail.since + 1) + " to #" + (e.detail.first - 1) + " are gone");
-  });
-  sub.addEventListener("message", function (e) {
+  }
+
+  function onMessage(e) {
     var m = e.detail;
-    var replayed = counts.messages > 0 && Date.parse(m.time) < liveSince - 250;
+    if (m.id <= lastId) { // already shown
+      counts.doubled++;
+      show();
+      return;
+    }
+    if (lastId && m.id > lastId + 1) counts.missed += m.id - lastId - 1;
+    lastId = m.id;
+    var replayed = counts.messages > 0 && (Date.parse(m.time) < liveSince - 250 || (resumed && Date.parse(m.time) < resumed.at));
     counts.messages++;
     if (replayed) counts.replayed++;
     var li = document.createElement("li");
@@ -70,5 +86,45 @@
     prepend(li);
     el.querySelector("[data-role=current]").textContent = m.content;
     show();
+  }
+
+  // subscribe opens a subscription; a closed one's late events are ignored.
+  function subscribe(options) {
+    var mine = sub = announce.subscribe(url, options);
+    var current = function (fn) { return function (e) { if (mine === sub) fn(e); }; };
+    mine.addEventListener("state", current(onState));
+    mine.addEventListener("truncated", current(function (e) {
+      note("history truncated: #" + (e.detail.since + 1) + " to #" + (e.detail.first - 1) + " are gone");
+    }));
+    mine.addEventListener("message", current(onMessage));
+  }
+
+  function resume() {
+    if (!held) return;
+    clearTimeout(held);
+    held = null;
+    el.setAttribute("data-held", "false");
+    dropEl.textContent = "drop connection";
+    resumed = { after: lastId, at: Date.now() };
+    counts.reconnects++;
+    note("subscribing again with {since: " + lastId + "}");
+    subscribe({ shared: true, since: lastId });
+    show();
+  }
+
+  subscribe({ shared: true });
+  dropEl.disabled = false;
+  dropEl.addEventListener("click", function () {
+    if (held) return resume();
+    var closing = sub;
+    sub = null;
+    closing.close();
+    wasLive = false;
+    held = setTimeout(resume, DROP_MS);
+    el.setAttribute("data-held", "true");
+    el.setAttribute("data-state", "reconnecting");
+    el.querySelector("[data-role=state]").textContent = "dropped";
+    dropEl.textContent = "reconnect now";
+    note("subscription closed after #" + lastId + ": publish now, it comes back in " + DROP_MS / 1000 + " s");
   });
 })();

@@ -343,3 +343,9 @@ func TestMaxBatch(t *testing.T) {
 		t.Logf("%d appends in %d commits", writers*each, c)
 	}
 }
+
+func TestStoreAdmin(t *testing.T) {
+	storetest.RunAdmin(t, func(t *testing.T, history int) announce.Store {
+		return open(t, t.TempDir(), history)
+	})
+}

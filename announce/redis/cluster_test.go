@@ -66,6 +66,7 @@ func TestCluster(t *testing.T) {
 	}
 	t.Run("Conformance", func(t *testing.T) { storetest.Run(t, opener) })
 	t.Run("Schedule", func(t *testing.T) { storetest.RunSchedule(t, opener) })
+	t.Run("Admin", func(t *testing.T) { storetest.RunAdmin(t, opener) })
 
 	t.Run("BrokersOnEveryShard", func(t *testing.T) {
 		prefix := uniquePrefix()

@@ -9,6 +9,9 @@
 //	announce:{ch}:history  list     message JSON, oldest first, at most History long
 //	announce:{ch}          pub/sub  topic carrying each new message's JSON
 //
+// The set announce:channels names every channel (admin.go): it counts them
+// for --max-channels and lists them for --channel-ttl.
+//
 // Scheduled and expiring messages add announce:{ch}:scheduled and two
 // global keys, announce:schedule:due and announce:schedule:data; see
 // schedule.go. On Redis Cluster they are announce:{ch}:scheduled,

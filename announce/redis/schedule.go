@@ -350,5 +350,8 @@ func (s *Store) Fire(ctx context.Context, f announce.Firing) (announce.Message, 
 			s.log.Warn("redis: indexing a scheduled expiry", "channel", f.Channel, "err", err)
 		}
 	}
+	if m.ID == 1 {
+		s.noteChannel(ctx, f.Channel)
+	}
 	return m, true, nil
 }

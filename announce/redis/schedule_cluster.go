@@ -174,3 +174,25 @@ func parseScore(raw string) (time.Time, error) {
 	}
 	return time.UnixMilli(int64(ms)).UTC(), nil
 }
+
+// clusterScheduledTotal adds up the schedules of the indexed channels.
+func (s *Store) clusterScheduledTotal(ctx context.Context) (int, error) {
+	channels, err := s.client.ZRange(ctx, s.keys.scheduleIndex(), 0, -1).Result()
+	if err != nil {
+		return 0, unavailable("scheduled total", err)
+	}
+	cmds, err := s.client.Pipelined(ctx, func(p goredis.Pipeliner) error {
+		for _, ch := range channels {
+			p.ZCard(ctx, s.keys.scheduledOn(ch))
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, unavailable("scheduled total", err)
+	}
+	total := 0
+	for _, c := range cmds {
+		total += int(c.(*goredis.IntCmd).Val())
+	}
+	return total, nil
+}

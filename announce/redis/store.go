@@ -126,6 +126,9 @@ func (s *Store) Append(ctx context.Context, channel, content string, at time.Tim
 		return announce.Message{}, unavailable("append", errors.New("the Idempotency-Key's pending marker is gone (the publish came too late); nothing was published"))
 	}
 	m.ID = uint64(id)
+	if m.ID == 1 {
+		s.noteChannel(ctx, channel)
+	}
 	return m, nil
 }
 

@@ -137,8 +137,8 @@ func TestKeyLayout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]bool{"announce:{news}:id": true, "announce:{news}:history": true}
-	if len(keys) != len(want) || !want[keys[0]] || !want[keys[1]] {
+	want := map[string]bool{"announce:{news}:id": true, "announce:{news}:history": true, "announce:channels": true}
+	if len(keys) != len(want) || !want[keys[0]] || !want[keys[1]] || !want[keys[2]] {
 		t.Fatalf("keys = %q, want %v", keys, want)
 	}
 }
@@ -221,4 +221,9 @@ func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool)
 func BenchmarkAppend(b *testing.B) {
 	s := openStore(b, testenv.Redis(b), redis.Config{})
 	storetest.BenchAppend(b, s)
+}
+
+func TestStoreAdminConformance(t *testing.T) {
+	addr := testenv.Redis(t)
+	storetest.RunAdmin(t, storeOpener(addr))
 }

@@ -18,3 +18,9 @@ func BenchmarkAppend(b *testing.B) {
 	defer s.Close()
 	storetest.BenchAppend(b, s)
 }
+
+func TestMemoryStoreAdmin(t *testing.T) {
+	storetest.RunAdmin(t, func(_ *testing.T, history int) announce.Store {
+		return announce.NewMemoryStore(history)
+	})
+}

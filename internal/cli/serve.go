@@ -49,6 +49,7 @@ func Serve(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	fs.StringVar(&cfg.TLS.CertFile, "tls-cert", "", "PEM certificate chain: serve HTTPS (HTTP/2 and HTTP/1.1) on --listen; reloaded when the file changes or on SIGHUP")
 	fs.StringVar(&cfg.TLS.KeyFile, "tls-key", "", "PEM private key of --tls-cert")
 	fs.BoolVar(&cfg.H2C, "h2c", false, "also speak cleartext HTTP/2 (prior knowledge) on --listen, for a proxy in front; WebSocket stays on HTTP/1.1")
+	limitFlags(fs, &cfg.Limits)
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
 	debugAddr := fs.String("debug-addr", "", "serve net/http/pprof on this address (e.g. 127.0.0.1:6060); off when empty")
 	fs.Usage = func() {
@@ -65,7 +66,7 @@ func Serve(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	cfg.Logger = log
-	if err := validate(cfg); err != nil {
+	if err := errors.Join(validate(cfg), validateLimits(cfg.Limits)); err != nil {
 		fmt.Fprintln(stderr, "announce:", err)
 		return 2
 	}

@@ -58,6 +58,8 @@ func TestDemoPage(t *testing.T) {
 	b.waitArrived(2, "From the form")
 	b.waitJS("the form to report the publish", arriveTimeout,
 		`document.getElementById("publish-status").textContent.startsWith("published #2")`)
+	// The counters are drawn on the next frame after the log.
+	b.waitJS("the counters to count it", arriveTimeout, allPanels(`s("messages") === 1`))
 	before := b.snapshot()
 
 	// Over HTTP, as curl or another service would.

@@ -58,12 +58,14 @@ const aliveBody = `{"status":"ok"}`
 
 // refuse reads the request's start (so closing does not reset the answer
 // away), answers 503 (a liveness probe 200) and closes.
-func refuse(c net.Conn) {
+func refuse(c net.Conn) { refuseWith(c, "503 Service Unavailable", overLimitBody) }
+
+// refuseWith answers status and body (a liveness probe 200) and closes.
+func refuseWith(c net.Conn, status, body string) {
 	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(2 * time.Second))
 	start := make([]byte, 4096)
 	n, _ := c.Read(start)
-	status, body := "503 Service Unavailable", overLimitBody
 	if isLivenessProbe(start[:n]) {
 		status, body = "200 OK", aliveBody
 	}

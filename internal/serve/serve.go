@@ -57,6 +57,9 @@ type Config struct {
 	// TLS and HTTP/2 (tls_node.go).
 	TLS TLSConfig
 	H2C bool // cleartext HTTP/2 (prior knowledge) besides HTTP/1.1, for a proxy in front
+
+	// Limits on what clients can make the node hold (limits_config.go).
+	Limits LimitsConfig
 }
 
 // Node is a running server.
@@ -94,7 +97,7 @@ func Start(cfg Config) (*Node, error) {
 	var ready func() error
 	var idem announce.Idempotency // nil: the API's per-node memory
 	hubCfg := announce.Config{History: cfg.History, MaxMessage: cfg.MaxMessage, Queue: cfg.Queue,
-		IdleTimeout: cfg.IdleTimeout, Logger: cfg.Logger}
+		IdleTimeout: cfg.IdleTimeout, Logger: cfg.Logger, Limits: cfg.Limits.hub()}
 	switch {
 	case cfg.Redis != "":
 		rn, err := openRedis(cfg)
@@ -135,13 +138,18 @@ func Start(cfg Config) (*Node, error) {
 		n.close(context.Background())
 		return nil, err
 	}
+	clientLimits, err := cfg.Limits.api()
+	if err != nil {
+		n.close(context.Background())
+		return nil, err
+	}
 	n.api, err = api.New(api.Config{
 		Hub: hub, PollTimeout: cfg.PollTimeout, PublishKey: cfg.PublishKey,
 		CORSOrigins: cfg.CORSOrigins, AllowedOrigins: cfg.AllowedOrigins,
 		Logger: cfg.Logger, Ready: ready, Registry: reg,
 		Heartbeat: cfg.Heartbeat, PingInterval: cfg.PingInterval, PongTimeout: cfg.PongTimeout,
 		PrivatePrefix: cfg.PrivatePrefix, TokenSecret: cfg.TokenSecret,
-		Presence: n.presence.tracker, Idempotency: idem,
+		Presence: n.presence.tracker, Idempotency: idem, Limits: clientLimits,
 	})
 	if err != nil {
 		n.close(context.Background())
@@ -154,6 +162,9 @@ func Start(cfg Config) (*Node, error) {
 	}
 	if cfg.MaxConns > 0 {
 		ln = newLimitListener(ln, cfg.MaxConns)
+	}
+	if cfg.Limits.MaxConnsPerIP > 0 {
+		ln = newPerIPListener(ln, cfg.Limits.MaxConnsPerIP, clientLimits.TrustedProxies, func() { n.api.Limited(api.LimitConnsPerIP) })
 	}
 	ln = n.secure(ln)       // TLS inside the hand-back: a long-poll's connection comes back decrypted
 	ln = n.api.Listener(ln) // outside the limit: a long-poll handed back is not counted twice

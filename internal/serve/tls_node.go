@@ -42,9 +42,7 @@ func (n *Node) secure(ln net.Listener) net.Listener {
 		return ln
 	}
 	n.certs.start()
-	if l, ok := ln.(*limitListener); ok {
-		l.tls = n.certs.tlsConfig(false) // a refusal answers HTTP/1.1
-	}
+	setRefusalTLS(ln, n.certs.tlsConfig(false)) // a refusal answers HTTP/1.1
 	return tls.NewListener(ln, n.certs.tlsConfig(true))
 }
 

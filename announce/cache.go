@@ -1,0 +1,176 @@
+package announce
+
+import (
+	"context"
+)
+
+// The channel cache: a channel is kept in memory while it has observers,
+// and after that only as long as it was used recently. Each shard keeps its
+// channels in a least-recently-used list with a cap (its share of
+// Limits.MaxCachedChannels); a new channel pushes out the least recently
+// used one that nobody observes. A read of a channel that holds no message
+// caches nothing, so reads of made-up names cost no memory.
+
+// lru is a shard's channels, most recently used first, linked through the
+// channels themselves. Guarded by the shard's mu.
+type lru struct {
+	head, tail *Channel
+	n, cap     int
+}
+
+func (l *lru) init(cap int) { l.cap = cap }
+
+func (l *lru) pushFront(c *Channel) {
+	c.lruPrev, c.lruNext = nil, l.head
+	if l.head != nil {
+		l.head.lruPrev = c
+	}
+	l.head = c
+	if l.tail == nil {
+		l.tail = c
+	}
+	l.n++
+}
+
+func (l *lru) unlink(c *Channel) {
+	if c.lruPrev != nil {
+		c.lruPrev.lruNext = c.lruNext
+	} else if l.head == c {
+		l.head = c.lruNext
+	} else {
+		return // not in the list
+	}
+	if c.lruNext != nil {
+		c.lruNext.lruPrev = c.lruPrev
+	} else {
+		l.tail = c.lruPrev
+	}
+	c.lruPrev, c.lruNext = nil, nil
+	l.n--
+}
+
+func (l *lru) touch(c *Channel) {
+	if l.head != c {
+		l.unlink(c)
+		l.pushFront(c)
+	}
+}
+
+// evictScan bounds how many observed channels one admission steps over
+// looking for one to evict, so a cache full of observed channels costs an
+// admission little; those it steps over move to the front.
+const evictScan = 16
+
+// admit adds c, just put in s.channels, to the lru and evicts what the cap
+// leaves no room for. It returns the names evicted. Requires s.mu.
+func (s *shard) admit(c *Channel) []string {
+	s.lru.pushFront(c)
+	var gone []string
+	for scanned := 0; s.lru.n > s.lru.cap && scanned < evictScan; scanned++ {
+		old := s.lru.tail
+		if old == c {
+			break
+		}
+		if !old.evict() {
+			s.lru.touch(old) // observed (or busy): never evicted
+			continue
+		}
+		s.remove(old)
+		gone = append(gone, old.name)
+	}
+	return gone
+}
+
+// remove takes c out of the shard. Requires s.mu.
+func (s *shard) remove(c *Channel) {
+	if s.channels[c.name] == c {
+		delete(s.channels, c.name)
+	}
+	s.lru.unlink(c)
+}
+
+// evict marks c evicted when nothing holds it: no observer, nothing pending
+// or being filled, loaded. Requires the shard's mu.
+func (c *Channel) evict() bool {
+	select {
+	case <-c.ready:
+	default:
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.unusedLocked() {
+		return false
+	}
+	c.evicted = true
+	return true
+}
+
+// unusedLocked reports whether c could go from the cache. Requires c.mu.
+func (c *Channel) unusedLocked() bool {
+	return c.current != nil && len(c.observers) == 0 && len(c.pending) == 0 && !c.filling && !c.evicted
+}
+
+// dropEmpty takes c out of the cache if it is still unused and empty.
+func (h *Hub) dropEmpty(c *Channel) {
+	s := h.shard(c.name)
+	s.mu.Lock()
+	if s.channels[c.name] != c {
+		s.mu.Unlock()
+		return
+	}
+	c.mu.Lock()
+	ok := c.unusedLocked() && c.current.ID == 0
+	if ok {
+		c.evicted = true
+		s.remove(c)
+	}
+	c.mu.Unlock()
+	s.mu.Unlock()
+	if ok && h.broker != nil {
+		go h.unwatchEvicted([]string{c.name}) // may wait on the network
+	}
+}
+
+// Read returns the named channel for reading. A cached channel is
+// returned as it is; otherwise its state is read from the store, and the
+// channel is cached only when it holds a message. An empty one comes back
+// detached: right for this read, then forgotten. The name must be valid.
+func (h *Hub) Read(ctx context.Context, name string) (*Channel, error) {
+	if err := ValidateChannel(name); err != nil {
+		return nil, err
+	}
+	if h.closed.Load() {
+		return nil, ErrClosed
+	}
+	s := h.shard(name)
+	s.mu.Lock()
+	c, ok := s.channels[name]
+	s.mu.Unlock()
+	if ok {
+		return h.Channel(ctx, name) // waits for its load and marks it used
+	}
+	cur, err := h.store.Current(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	if cur.ID > 0 {
+		return h.Channel(ctx, name)
+	}
+	c = &Channel{name: name, hub: h, ready: make(chan struct{}), evicted: true}
+	close(c.ready)
+	c.load(nil)
+	return c, nil
+}
+
+// CachedChannels counts the channels held in memory.
+func (h *Hub) CachedChannels() int {
+	n := 0
+	for i := range h.shards {
+		s := &h.shards[i]
+		s.mu.Lock()
+		n += len(s.channels)
+		s.mu.Unlock()
+	}
+	return n
+}
