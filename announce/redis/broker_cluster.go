@@ -82,14 +82,18 @@ func (r *shardRouter) shardFor(ctx context.Context, channel string) (*Broker, er
 	return sh, nil
 }
 
+// routed is the shard channel is watched on, nil if none.
+func (r *shardRouter) routed(channel string) *Broker {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.routes[channel]
+}
+
 func (r *shardRouter) watch(ctx context.Context, channel string) error {
 	mu := r.stripe(channel)
 	mu.Lock()
 	defer mu.Unlock()
-	r.mu.Lock()
-	cur := r.routes[channel]
-	r.mu.Unlock()
-	if cur != nil {
+	if cur := r.routed(channel); cur != nil {
 		return cur.Watch(ctx, channel) // already watched: the same confirmation
 	}
 	sh, err := r.shardFor(ctx, channel)
@@ -153,9 +157,7 @@ func (r *shardRouter) move(channel string) {
 	mu := r.stripe(channel)
 	mu.Lock()
 	defer mu.Unlock()
-	r.mu.Lock()
-	old := r.routes[channel]
-	r.mu.Unlock()
+	old := r.routed(channel)
 	if old == nil {
 		return // unwatched meanwhile
 	}

@@ -86,6 +86,13 @@ func newNode(t testing.TB, addr, prefix string, bcfg redis.BrokerConfig) *node {
 		bcfg.URL = "redis://" + addr
 	}
 	bcfg.Prefix = prefix
+	n.startBroker(t, bcfg)
+	return n
+}
+
+// startBroker gives n its broker, closed when the test ends.
+func (n *node) startBroker(t testing.TB, bcfg redis.BrokerConfig) {
+	t.Helper()
 	b, err := redis.NewBroker(bcfg, n.sink)
 	if err != nil {
 		t.Fatalf("NewBroker: %v", err)
@@ -96,7 +103,6 @@ func newNode(t testing.TB, addr, prefix string, bcfg redis.BrokerConfig) *node {
 		}
 	})
 	n.broker = b
-	return n
 }
 
 func (n *node) watch(t testing.TB, channel string) {

@@ -224,15 +224,6 @@ func newClusterNode(t *testing.T, url, prefix string, bcfg ...redis.BrokerConfig
 		cfg = bcfg[0]
 	}
 	cfg.URL, cfg.Prefix = url, prefix
-	b, err := redis.NewBroker(cfg, n.sink)
-	if err != nil {
-		t.Fatalf("NewBroker: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := b.Close(); err != nil {
-			t.Errorf("Broker.Close: %v", err)
-		}
-	})
-	n.broker = b
+	n.startBroker(t, cfg)
 	return n
 }

@@ -270,8 +270,13 @@ func (s *Store) Due(ctx context.Context, now time.Time, limit int) ([]announce.S
 	if limit <= 0 {
 		limit = -1 // LIMIT 0 -1: all
 	}
-	raws, err := dueScript.Run(ctx, s.client, []string{s.keys.scheduleDue(), s.keys.scheduleData()},
-		score(now), limit).StringSlice()
+	return s.runDue(ctx, []string{s.keys.scheduleDue(), s.keys.scheduleData()}, now, limit)
+}
+
+// runDue runs the due script on a due set and data hash (keys): the due
+// schedules and the time of the first after now.
+func (s *Store) runDue(ctx context.Context, keys []string, now time.Time, limit int) ([]announce.Scheduled, time.Time, error) {
+	raws, err := dueScript.Run(ctx, s.client, keys, score(now), limit).StringSlice()
 	if err != nil {
 		return nil, time.Time{}, unavailable("due", err)
 	}

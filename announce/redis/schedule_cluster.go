@@ -113,7 +113,7 @@ func (s *Store) clusterDue(ctx context.Context, now time.Time, limit int) ([]ann
 	var due []announce.Scheduled
 	for i := 1; i < len(raws); i += 2 {
 		channel, number := raws[i], raws[i+1]
-		got, after, err := s.channelDue(ctx, channel, now, limit)
+		got, after, err := s.runDue(ctx, s.scheduleKeys(channel)[:2], now, limit)
 		if err != nil {
 			return nil, time.Time{}, err
 		}
@@ -135,30 +135,6 @@ func (s *Store) clusterDue(ctx context.Context, now time.Time, limit int) ([]ann
 	announce.SortScheduled(due)
 	if limit > 0 && len(due) > limit {
 		due = due[:limit]
-	}
-	return due, next, nil
-}
-
-// channelDue runs the due script on one channel's keys.
-func (s *Store) channelDue(ctx context.Context, channel string, now time.Time, limit int) ([]announce.Scheduled, time.Time, error) {
-	raws, err := dueScript.Run(ctx, s.client, s.scheduleKeys(channel)[:2], score(now), limit).StringSlice()
-	if err != nil {
-		return nil, time.Time{}, unavailable("due", err)
-	}
-	if len(raws) == 0 {
-		return nil, time.Time{}, fmt.Errorf("redis: due script answered nothing")
-	}
-	next, err := parseScore(raws[0])
-	if err != nil {
-		return nil, time.Time{}, err
-	}
-	var due []announce.Scheduled
-	for _, raw := range raws[1:] {
-		sc, err := decodeRecord(raw)
-		if err != nil {
-			return nil, time.Time{}, err
-		}
-		due = append(due, sc)
 	}
 	return due, next, nil
 }
