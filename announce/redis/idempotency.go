@@ -49,6 +49,10 @@ type Idempotency struct {
 	ttl       time.Duration
 	pending   time.Duration
 	poll      time.Duration
+	// confirm, on Sentinel, holds a replay back until a replica has the
+	// record: the publish that wrote it may have failed its own WAIT, and
+	// a failover would then lose the message the replay acknowledges.
+	confirm func(context.Context) error
 }
 
 var _ announce.Idempotency = (*Idempotency)(nil)
@@ -60,7 +64,7 @@ func (s *Store) Idempotency(ttl time.Duration) *Idempotency {
 	if ttl <= 0 {
 		ttl = announce.DefaultIdempotencyTTL
 	}
-	return &Idempotency{
+	i := &Idempotency{
 		client:    s.client,
 		keys:      s.keys,
 		opTimeout: s.opTimeout,
@@ -68,6 +72,10 @@ func (s *Store) Idempotency(ttl time.Duration) *Idempotency {
 		pending:   DefaultIdempotencyPending,
 		poll:      idemPoll,
 	}
+	if s.confirm {
+		i.confirm = s.confirmReplicated
+	}
+	return i
 }
 
 // idemRecord is a completed publish as stored: the message's JSON, which
@@ -180,6 +188,14 @@ func (i *Idempotency) wait(ctx context.Context, k, content string) (env *announc
 			}
 			if env.Content != content {
 				return nil, false, announce.ErrIdempotencyKeyReused
+			}
+			if i.confirm != nil {
+				octx, cancel := context.WithTimeout(ctx, i.opTimeout)
+				err := i.confirm(octx)
+				cancel()
+				if err != nil {
+					return nil, false, err
+				}
 			}
 			return env, false, nil
 		}

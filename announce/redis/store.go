@@ -163,6 +163,28 @@ func (s *Store) runAppend(ctx context.Context, keys []string, args ...any) (int6
 	return id, err
 }
 
+// confirmReplicated returns once a replica has every write the master had
+// made when it was called, for an answer built from a write another
+// connection made (an idempotency replay): WAIT counts only the waiting
+// connection's own writes, so it writes first (INCR of a key of its own)
+// and waits for that. Replication is in order: a replica that has this
+// write has everything before it.
+func (s *Store) confirmReplicated(ctx context.Context) error {
+	var wait *goredis.Cmd
+	_, err := s.client.Pipelined(ctx, func(p goredis.Pipeliner) error {
+		p.Incr(ctx, s.keys.prefix+"replicated")
+		wait = p.Do(ctx, "WAIT", 1, (s.opTimeout / 2).Milliseconds())
+		return nil
+	})
+	if err != nil {
+		return unavailable("waiting for a replica", err)
+	}
+	if n, _ := wait.Int64(); n < 1 {
+		return unavailable("waiting for a replica", fmt.Errorf("no replica confirmed: %w", context.DeadlineExceeded))
+	}
+	return nil
+}
+
 // Current implements announce.Store: the last history entry.
 func (s *Store) Current(ctx context.Context, channel string) (announce.Message, error) {
 	ctx, cancel := s.op(ctx)
