@@ -68,6 +68,74 @@ func TestCluster(t *testing.T) {
 	t.Run("Schedule", func(t *testing.T) { storetest.RunSchedule(t, opener) })
 	t.Run("Admin", func(t *testing.T) { storetest.RunAdmin(t, opener) })
 
+	// Schedules made while two other nodes poll Due and fire are each
+	// found and fired once: Due settling a channel's index entry while a
+	// schedule comes in does not drop it.
+	t.Run("ScheduleWhileFiring", func(t *testing.T) {
+		st, err := redis.Open(redis.Config{URL: url, Prefix: uniquePrefix()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = st.Close() })
+		const total, channels = 300, 5
+		var fired atomic.Int64
+		fire := func() (int, error) {
+			due, _, err := st.Due(context.Background(), time.Now(), 0)
+			for _, sc := range due {
+				if _, ok, err := st.Fire(context.Background(), announce.Firing{Scheduled: sc, Claim: true, Time: time.Now()}); err != nil {
+					return 0, err
+				} else if ok {
+					fired.Add(1)
+				}
+			}
+			return len(due), err
+		}
+		stop := make(chan struct{})
+		errs := make(chan error, 2)
+		for range 2 { // two polling nodes
+			go func() {
+				for {
+					select {
+					case <-stop:
+						errs <- nil
+						return
+					default:
+					}
+					if _, err := fire(); err != nil {
+						errs <- err
+						return
+					}
+				}
+			}()
+		}
+		for i := range total {
+			sc := announce.Scheduled{ID: fmt.Sprintf("00000000-0000-0000-0000-%012d", i),
+				Channel: fmt.Sprintf("race-%d", i%channels), Content: fmt.Sprint(i),
+				At: time.Now().Add(-time.Millisecond).UTC().Truncate(time.Millisecond)}
+			if err := st.Schedule(context.Background(), sc, 0); err != nil {
+				t.Fatal(err)
+			}
+		}
+		close(stop)
+		for range 2 {
+			if err := <-errs; err != nil {
+				t.Fatal(err)
+			}
+		}
+		for {
+			n, err := fire()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n == 0 {
+				break
+			}
+		}
+		if n := fired.Load(); n != total {
+			t.Fatalf("%d of %d schedules fired: the index lost some", n, total)
+		}
+	})
+
 	t.Run("BrokersOnEveryShard", func(t *testing.T) {
 		prefix := uniquePrefix()
 		nodes := []*node{newClusterNode(t, url, prefix), newClusterNode(t, url, prefix)}
