@@ -18,14 +18,20 @@ import (
 
 var _ announce.ChannelAdmin = (*Store)(nil)
 
+// deletedNotice is what a channel's topic carries when the channel is
+// deleted; no message encodes to it (a message has an id).
+const deletedNotice = `{"event":"deleted"}`
+
 func (k keys) channels() string { return k.prefix + "channels" }
 
 // deleteScript removes a channel: its id, history and schedules (from the
-// global due and data keys too), its idempotency keys, and its name.
+// global due and data keys too), its idempotency keys, and its name; then
+// it tells every node on the channel's topic, so each closes its observers.
 //
 //	KEYS[1] id, KEYS[2] history, KEYS[3] the channel's schedules,
-//	KEYS[4] due, KEYS[5] data, KEYS[6] channels
-//	ARGV[1] the channel, ARGV[2] the pattern of its idempotency keys
+//	KEYS[4] due, KEYS[5] data, KEYS[6] channels, KEYS[7] the topic
+//	ARGV[1] the channel, ARGV[2] the pattern of its idempotency keys,
+//	ARGV[3] deletedNotice
 var deleteScript = goredis.NewScript(`
 for _, id in ipairs(redis.call('ZRANGE', KEYS[3], 0, -1)) do
   redis.call('ZREM', KEYS[4], id)
@@ -39,6 +45,7 @@ repeat
   cursor = r[1]
   for _, k in ipairs(r[2]) do redis.call('DEL', k) end
 until cursor == '0'
+redis.call('PUBLISH', KEYS[7], ARGV[3])
 return 1
 `)
 
@@ -66,8 +73,8 @@ func (s *Store) Delete(ctx context.Context, channel string) error {
 	ctx, cancel := s.op(ctx)
 	defer cancel()
 	keys := []string{s.keys.id(channel), s.keys.history(channel), s.keys.scheduledOn(channel),
-		s.keys.scheduleDue(), s.keys.scheduleData(), s.keys.channels()}
-	if err := deleteScript.Run(ctx, s.client, keys, channel, s.keys.idempotency(channel, "*")).Err(); err != nil {
+		s.keys.scheduleDue(), s.keys.scheduleData(), s.keys.channels(), s.keys.topic(channel)}
+	if err := deleteScript.Run(ctx, s.client, keys, channel, s.keys.idempotency(channel, "*"), deletedNotice).Err(); err != nil {
 		return unavailable("delete", err)
 	}
 	return nil
