@@ -313,6 +313,13 @@ func (h *Hub) Deliver(m Message) {
 	c.deliver(NewEnvelope(m))
 }
 
+// Deleted implements BrokerSink: a channel deleted on another node closes
+// its observers here too. Not on the broker's goroutine: forgetting a
+// channel unwatches it, which waits on the broker.
+func (h *Hub) Deleted(channel string) {
+	go h.forget(channel, ErrDeleted)
+}
+
 // Resync implements BrokerSink: recover what the channel may have missed.
 func (h *Hub) Resync(channel string) {
 	if c := h.lookup(channel); c != nil {

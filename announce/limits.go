@@ -1,6 +1,9 @@
 package announce
 
-import "time"
+import (
+	"context"
+	"time"
+)
 
 // The defaults of Limits.
 const (
@@ -18,8 +21,12 @@ type Limits struct {
 	// create one more fails with ErrTooManyChannels. Negative: no limit.
 	MaxChannels int
 	// ChannelTTL deletes a channel with no publish for this long and no
-	// observer on this node; 0 keeps channels forever.
+	// observer (on this node, and on any node when Observed says so); 0
+	// keeps channels forever.
 	ChannelTTL time.Duration
+	// Observed, when set, reports whether any node sharing the store has
+	// observers of channel (presence knows); an error keeps the channel.
+	Observed func(ctx context.Context, channel string) (bool, error)
 	// MaxScheduledTotal caps the pending schedules of the whole store:
 	// one more fails with ErrTooManyScheduledTotal. Negative: no limit.
 	MaxScheduledTotal int

@@ -40,6 +40,9 @@ type BrokerSink interface {
 	// Resync tells the sink that messages of channel may have been missed
 	// (for example after a reconnect) and should be recovered from the Store.
 	Resync(channel string)
+	// Deleted tells the sink that a node deleted channel from the shared
+	// Store: its observers here are closed as they are on that node.
+	Deleted(channel string)
 }
 
 // Broker carries published messages between nodes sharing one Store.

@@ -108,7 +108,8 @@ func (h *Hub) admitSchedule(ctx context.Context) error {
 
 // Delete deletes the channel from the store (messages, schedules) and
 // makes idem forget its keys, and closes this node's observers of it with
-// ErrDeleted. Observers on other nodes sharing the store are not told.
+// ErrDeleted. On a shared store the store tells the other nodes (through
+// the broker, BrokerSink.Deleted), which close theirs.
 func (h *Hub) Delete(ctx context.Context, name string, idem Idempotency) error {
 	if err := ValidateChannel(name); err != nil {
 		return err
@@ -152,7 +153,8 @@ func (h *Hub) forget(name string, reason error) {
 }
 
 // expireIdle deletes up to a batch of channels with no publish for the
-// channel TTL and no observer on this node.
+// channel TTL and no observer on this node nor, as Limits.Observed tells,
+// on another.
 func (h *Hub) expireIdle(ctx context.Context, now time.Time) {
 	admin, ok := h.store.(ChannelAdmin)
 	if !ok || h.limits.ChannelTTL <= 0 {
@@ -166,6 +168,11 @@ func (h *Hub) expireIdle(ctx context.Context, now time.Time) {
 	for _, name := range names {
 		if c := h.lookup(name); c != nil && c.observed() {
 			continue
+		}
+		if h.limits.Observed != nil {
+			if elsewhere, err := h.limits.Observed(ctx, name); err != nil || elsewhere {
+				continue
+			}
 		}
 		if err := admin.Delete(ctx, name); err != nil {
 			h.log.Warn("channel ttl: delete failed", "channel", name, "err", err)

@@ -15,34 +15,46 @@ import (
 // are not in it, so they are neither counted nor aged. Delete runs as one
 // script over the channel's keys and the global schedule keys. On Redis
 // Cluster the schedule keys are the channel's own and the set is in
-// another slot: the script then leaves the set (no KEYS[6]) to an SREM of
+// another slot: the script then leaves the set (no KEYS[7]) to an SREM of
 // its own, and the schedule index's entry to the next Due, which drops it.
 
 var _ announce.ChannelAdmin = (*Store)(nil)
 
+// deletedNotice is what a channel's topic carries when the channel is
+// deleted; no message encodes to it (a message has an id).
+const deletedNotice = `{"event":"deleted"}`
+
 func (k keys) channels() string { return k.prefix + "channels" }
 
 // deleteScript removes a channel: its id, history and schedules (from the
-// global due and data keys too), its idempotency keys, and its name.
+// global due and data keys too), its idempotency keys, and its name; then
+// it tells every node on the channel's topic, so each closes its observers.
 //
 //	KEYS[1] id, KEYS[2] history, KEYS[3] the channel's schedules,
-//	KEYS[4] due, KEYS[5] data, KEYS[6] channels
-//	ARGV[1] the channel, ARGV[2] the pattern of its idempotency keys
-var deleteScript = goredis.NewScript(`
+//	KEYS[4] due, KEYS[5] data, KEYS[6] the topic, KEYS[7] channels (not on Cluster)
+//	ARGV[1] the channel, ARGV[2] the pattern of its idempotency keys,
+//	ARGV[3] deletedNotice
+const deleteLua = `
 for _, id in ipairs(redis.call('ZRANGE', KEYS[3], 0, -1)) do
   redis.call('ZREM', KEYS[4], id)
   redis.call('HDEL', KEYS[5], id)
 end
 redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
-if KEYS[6] then redis.call('SREM', KEYS[6], ARGV[1]) end
+if KEYS[7] then redis.call('SREM', KEYS[7], ARGV[1]) end
 local cursor = '0'
 repeat
   local r = redis.call('SCAN', cursor, 'MATCH', ARGV[2], 'COUNT', 1000)
   cursor = r[1]
   for _, k in ipairs(r[2]) do redis.call('DEL', k) end
 until cursor == '0'
+redis.call('PUBLISH', KEYS[6], ARGV[3])
 return 1
-`)
+`
+
+var (
+	deleteScript        = goredis.NewScript(deleteLua)
+	shardedDeleteScript = goredis.NewScript(sharded(deleteLua))
+)
 
 // noteChannel adds a channel that just got id 1 to the set. Its failure
 // costs only the count's accuracy, never the message, which is stored.
@@ -68,11 +80,13 @@ func (s *Store) Delete(ctx context.Context, channel string) error {
 	ctx, cancel := s.op(ctx)
 	defer cancel()
 	sk := s.scheduleKeys(channel) // the channel's, due and data
-	keys := []string{s.keys.id(channel), s.keys.history(channel), sk[2], sk[0], sk[1]}
+	keys := []string{s.keys.id(channel), s.keys.history(channel), sk[2], sk[0], sk[1], s.keys.topic(channel)}
+	script := shardedDeleteScript
 	if !s.cluster {
 		keys = append(keys, s.keys.channels())
+		script = deleteScript
 	}
-	if err := deleteScript.Run(ctx, s.client, keys, channel, s.keys.idempotency(channel, "*")).Err(); err != nil {
+	if err := script.Run(ctx, s.client, keys, channel, s.keys.idempotency(channel, "*"), deletedNotice).Err(); err != nil {
 		return unavailable("delete", err)
 	}
 	if s.cluster {

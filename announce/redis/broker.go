@@ -317,6 +317,12 @@ func (b *Broker) handle(msg any) {
 		if !ok {
 			return // unwatched, its UNSUBSCRIBE still in flight
 		}
+		if msg.Payload == deletedNotice {
+			if ch, ok := b.keys.channel(msg.Channel); ok {
+				b.sink.Deleted(ch)
+			}
+			return
+		}
 		var m announce.Message
 		if err := json.Unmarshal([]byte(msg.Payload), &m); err != nil {
 			b.dropped.Add(1)

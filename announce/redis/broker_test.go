@@ -21,11 +21,18 @@ type sink struct {
 	mu        sync.Mutex
 	delivered []announce.Message
 	resyncs   []string
+	deleted   []string
 }
 
 func (s *sink) Deliver(m announce.Message) {
 	s.mu.Lock()
 	s.delivered = append(s.delivered, m)
+	s.mu.Unlock()
+}
+
+func (s *sink) Deleted(channel string) {
+	s.mu.Lock()
+	s.deleted = append(s.deleted, channel)
 	s.mu.Unlock()
 }
 

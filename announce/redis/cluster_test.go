@@ -3,6 +3,7 @@ package redis_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -166,6 +167,17 @@ func TestCluster(t *testing.T) {
 			if !n.broker.Healthy() || n.broker.Ping(t.Context()) != nil {
 				t.Errorf("node %d: broker not healthy: %v", k, n.broker.Ping(t.Context()))
 			}
+		}
+		// A delete is announced on the channel's shard to every node.
+		if err := nodes[0].store.Delete(t.Context(), channels[1]); err != nil {
+			t.Fatal(err)
+		}
+		for k, n := range nodes {
+			waitFor(t, 5*time.Second, fmt.Sprintf("node %d told of the delete", k), func() bool {
+				n.sink.mu.Lock()
+				defer n.sink.mu.Unlock()
+				return slices.Contains(n.sink.deleted, channels[1])
+			})
 		}
 		// Unwatched, a channel's shard subscription is gone.
 		nodes[0].broker.Unwatch(channels[0])

@@ -1,6 +1,8 @@
 package serve
 
 import (
+	"context"
+	"errors"
 	"time"
 
 	"github.com/announce/announce/announce"
@@ -22,6 +24,21 @@ type LimitsConfig struct {
 func (l LimitsConfig) hub() announce.Limits {
 	return announce.Limits{MaxCachedChannels: l.MaxCachedChannels, MaxChannels: l.MaxChannels,
 		ChannelTTL: l.ChannelTTL, MaxScheduledTotal: l.MaxScheduled}
+}
+
+// observedAnywhere is the hub's Limits.Observed on a shared store: a
+// channel some node's presence counts observers of is not idle. Until
+// presence has started every channel counts as observed.
+func (n *Node) observedAnywhere(ctx context.Context, channel string) (bool, error) {
+	t := n.observers.Load()
+	if t == nil {
+		return true, nil
+	}
+	snap := t.Snapshot(ctx, channel)
+	if snap.Partial {
+		return false, errors.New("other nodes' presence is unreadable")
+	}
+	return snap.Total > 0, nil
 }
 
 func (l LimitsConfig) api() (api.ClientLimits, error) {

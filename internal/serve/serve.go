@@ -9,10 +9,12 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/announce/announce/announce"
 	"github.com/announce/announce/announce/bolt"
+	"github.com/announce/announce/announce/presence"
 	"github.com/announce/announce/api"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -79,6 +81,9 @@ type Node struct {
 	presence presenceNode  // presence.go
 	extras   redisExtras   // redis_extras.go
 	certs    *certReloader // tls_node.go; nil without TLS
+	// observers is the presence tracker once started, for the channel
+	// TTL's look at other nodes (limits_config.go).
+	observers atomic.Pointer[presence.Tracker]
 }
 
 // Start opens the store, starts the hub and serves HTTP on cfg.Listen.
@@ -105,6 +110,7 @@ func Start(cfg Config) (*Node, error) {
 			return nil, err
 		}
 		n.store, hubCfg.Broker, ready = rn.store, rn.newBroker(cfg), rn.ready
+		hubCfg.Limits.Observed = n.observedAnywhere
 		idem = rn.idempotency()
 		if err := reg.Register(rn.collector()); err != nil {
 			rn.store.Close()
@@ -134,6 +140,7 @@ func Start(cfg Config) (*Node, error) {
 		n.close(context.Background())
 		return nil, err
 	}
+	n.observers.Store(n.presence.tracker)
 	if err := n.startRedisExtras(reg); err != nil {
 		n.close(context.Background())
 		return nil, err
