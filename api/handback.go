@@ -14,7 +14,7 @@ import (
 // handler answered it. Without it, such answers close the connection.
 func (s *Server) Listener(l net.Listener) net.Listener {
 	hl := &handbackListener{
-		Listener: l, back: make(chan net.Conn), accepted: make(chan acceptResult), done: make(chan struct{}),
+		Listener: l, back: make(chan net.Conn, handbackQueue), accepted: make(chan acceptResult), done: make(chan struct{}),
 		acceptFailed: s.acceptFailed,
 	}
 	go hl.acceptLoop()
@@ -33,6 +33,9 @@ type handbackListener struct {
 	accepted  chan acceptResult
 	done      chan struct{}
 	closeOnce sync.Once
+
+	mu     sync.Mutex // orders handBack with Close, so none is left queued
+	closed bool       // guarded by mu
 
 	// acceptFailed is told of each accept error the loop backs off from.
 	acceptFailed func(err error, retry time.Duration)
@@ -102,21 +105,45 @@ func (l *handbackListener) Accept() (net.Conn, error) {
 	}
 }
 
-// Close stops accepting; connections handed back later are closed.
+// Close stops accepting; connections handed back and not yet accepted, or
+// handed back later, are closed.
 func (l *handbackListener) Close() error {
-	l.closeOnce.Do(func() { close(l.done) })
+	l.closeOnce.Do(func() {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		l.closed = true
+		close(l.done)
+		for {
+			select {
+			case c := <-l.back:
+				c.Close()
+			default:
+				return
+			}
+		}
+	})
 	return l.Listener.Close()
 }
 
+// handbackQueue is how many answered long-polls' connections may wait for
+// net/http's accept loop; past it a connection is closed (its answer is
+// written: the client's next poll opens a new one).
+const handbackQueue = 8192
+
 // handBack gives c to net/http for the client's next request, or closes it
-// once the listener is closed. It reports whether c was taken.
-func (l *handbackListener) handBack(c net.Conn) bool {
+// once the listener is closed. It never waits on the accept loop: it runs
+// on a pool worker, and a fan-out answers thousands of polls at once.
+func (l *handbackListener) handBack(c net.Conn) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		c.Close()
+		return
+	}
 	select {
 	case l.back <- c:
-		return true
-	case <-l.done:
+	default:
 		c.Close()
-		return false
 	}
 }
 
@@ -135,6 +162,10 @@ func (c *prefixConn) Read(p []byte) (int, error) {
 	}
 	return c.Conn.Read(p)
 }
+
+// Buffered is how many replayed bytes are left: while there are some, the
+// socket does not show them, so netpoll watches c with a goroutine.
+func (c *prefixConn) Buffered() int { return len(c.prefix) }
 
 // NetConn returns the connection c wraps, for netpoll.
 func (c *prefixConn) NetConn() net.Conn { return c.Conn }

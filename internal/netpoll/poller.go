@@ -56,12 +56,16 @@ func Default() (*Poller, error) {
 }
 
 // fdOf returns the descriptor behind conn without duplicating it, looking
-// through wrappers that expose the connection they wrap with NetConn; a
-// TLS connection has buffered records its descriptor does not show, so it
-// has none.
+// through wrappers that expose the connection they wrap with NetConn. A
+// TLS connection has buffered records its descriptor does not show, and so
+// does a wrapper still holding bytes read ahead (Buffered): neither has one
+// to watch, as its descriptor may never turn readable for bytes already read.
 func fdOf(conn net.Conn) (int, error) {
 	for {
 		if _, ok := conn.(*tls.Conn); ok {
+			return -1, ErrUnsupported
+		}
+		if b, ok := conn.(interface{ Buffered() int }); ok && b.Buffered() > 0 {
 			return -1, ErrUnsupported
 		}
 		if sc, ok := conn.(syscall.Conn); ok {
