@@ -119,11 +119,14 @@ func NewHub(cfg Config) (*Hub, error) {
 		}
 		h.broker = b
 	}
-	h.janitorWG.Add(1)
-	go h.janitor()
+	h.every(max(h.idle/2, time.Millisecond), h.evictIdle) // NewTicker panics on 0
 	if h.limits.ChannelTTL > 0 {
-		h.janitorWG.Add(1)
-		go h.ttlLoop()
+		// Every quarter of the TTL, at most every minute.
+		h.every(min(max(h.limits.ChannelTTL/4, 10*time.Millisecond), time.Minute), func(now time.Time) {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			h.expireIdle(ctx, now)
+		})
 	}
 	if st, ok := cfg.Store.(ScheduleStore); ok {
 		h.sched = newScheduler(h, st, cfg.SchedulePoll, cfg.MaxScheduled)
@@ -304,22 +307,27 @@ func (h *Hub) Publish(ctx context.Context, name, content string) (*Envelope, err
 	return e, nil
 }
 
-// janitor drops channels that had no observers for the idle timeout, so
-// memory follows the live channels and a broker stops watching idle ones.
-func (h *Hub) janitor() {
-	defer h.janitorWG.Done()
-	t := time.NewTicker(max(h.idle/2, time.Millisecond)) // NewTicker panics on 0
-	defer t.Stop()
-	for {
-		select {
-		case <-h.stop:
-			return
-		case now := <-t.C:
-			h.evictIdle(now)
+// every runs task each interval on a goroutine of its own until the hub
+// closes (Close waits for it through janitorWG).
+func (h *Hub) every(interval time.Duration, task func(now time.Time)) {
+	h.janitorWG.Add(1)
+	go func() {
+		defer h.janitorWG.Done()
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-h.stop:
+				return
+			case now := <-t.C:
+				task(now)
+			}
 		}
-	}
+	}()
 }
 
+// evictIdle drops channels that had no observers for the idle timeout, so
+// memory follows the live channels and a broker stops watching idle ones.
 func (h *Hub) evictIdle(now time.Time) {
 	var gone []string
 	for i := range h.shards {

@@ -191,20 +191,3 @@ func (c *Channel) observed() bool {
 	defer c.mu.Unlock()
 	return len(c.observers) > 0
 }
-
-// ttlLoop runs expireIdle every quarter of the TTL (at most every minute).
-func (h *Hub) ttlLoop() {
-	defer h.janitorWG.Done()
-	t := time.NewTicker(min(max(h.limits.ChannelTTL/4, 10*time.Millisecond), time.Minute))
-	defer t.Stop()
-	for {
-		select {
-		case <-h.stop:
-			return
-		case now := <-t.C:
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-			h.expireIdle(ctx, now)
-			cancel()
-		}
-	}
-}

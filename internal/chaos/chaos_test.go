@@ -6,7 +6,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -21,20 +20,6 @@ import (
 
 // raceEnabled reports whether the test was built with -race (race_test.go).
 var raceEnabled bool
-
-// chaosDuration is how long faults are injected: ANNOUNCE_CHAOS_DURATION
-// (a Go duration; `make chaos` sets it), else 2 minutes.
-func chaosDuration(t *testing.T) time.Duration {
-	v := os.Getenv("ANNOUNCE_CHAOS_DURATION")
-	if v == "" {
-		return 2 * time.Minute
-	}
-	d, err := time.ParseDuration(v)
-	if err != nil || d <= 0 {
-		t.Fatalf("ANNOUNCE_CHAOS_DURATION=%q: want a positive duration such as 10m", v)
-	}
-	return d
-}
 
 const (
 	nodeCount  = 3
@@ -129,7 +114,7 @@ type figures struct {
 // link paused or cut. At the end every observer must hold every
 // acknowledged message exactly once, in order.
 func TestChaos(t *testing.T) {
-	duration := chaosDuration(t)
+	duration := testenv.Duration(t, "ANNOUNCE_CHAOS_DURATION", 2*time.Minute) // `make chaos` sets it
 	bin := buildAnnounce(t)
 	r := testenv.StartRedisWith(t, testenv.RedisOptions{AppendOnly: true})
 	proxies := make([]*linkProxy, nodeCount)

@@ -9,7 +9,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,6 +17,8 @@ import (
 	"time"
 
 	"golang.org/x/time/rate"
+
+	"github.com/announce/announce/internal/testenv"
 )
 
 // The churn soak: clients connect and leave at about soakRate a second,
@@ -26,23 +27,11 @@ import (
 // CI runs it for 2 minutes; `make soak` sets ANNOUNCE_SOAK=30m.
 const soakRate = 1000
 
-func soakDuration(t *testing.T) time.Duration {
-	v := os.Getenv("ANNOUNCE_SOAK")
-	if v == "" {
-		return 2 * time.Minute
-	}
-	d, err := time.ParseDuration(v)
-	if err != nil || d <= 0 {
-		t.Fatalf("ANNOUNCE_SOAK=%q: want a positive Go duration", v)
-	}
-	return d
-}
-
 // After the churn, every observer is gone, the goroutines are back near
 // where they started, every acknowledged publish is stored, and the server
 // answers.
 func TestChurnSoak(t *testing.T) {
-	dur := soakDuration(t)
+	dur := testenv.Duration(t, "ANNOUNCE_SOAK", 2*time.Minute)
 	srv := startServer(t, t.TempDir(), "--max-conns-per-ip", "0")
 	sample := max(dur/12, 10*time.Second)
 	if dur >= 10*time.Minute {
