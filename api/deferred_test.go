@@ -195,7 +195,7 @@ func TestShutdownAnswersWaitingPolls(t *testing.T) {
 	p := dialRaw(t, ts)
 	p.send(t, fmt.Sprintf("/channels/lps/status?since=%d", m.ID))
 	waitObservers(t, ts.Hub, announce.Poll, 1)
-	ts.API.Shutdown()
+	shutdownAPI(t, ts.API)
 	resp, body := p.answer(t)
 	if contentOf(t, body) != "current" || !resp.Close {
 		t.Fatalf("shutdown answer %q (close %v), want the current message and Connection: close", body, resp.Close)

@@ -15,6 +15,7 @@ import (
 	"github.com/announce/announce/announce"
 	"github.com/announce/announce/api"
 	"github.com/announce/announce/client"
+	"github.com/announce/announce/internal/testenv"
 )
 
 // HTTP/2 streams cannot be hijacked: their handler goroutine serves them
@@ -236,7 +237,7 @@ func TestH2SSETokenExpiresAndShutdownEnds(t *testing.T) {
 	waitObservers(t, h.Hub, announce.SSE, 1)
 	ended := make(chan error, 1)
 	go func() { _, err := io.Copy(io.Discard, open.Body); ended <- err }()
-	h.API.Shutdown()
+	shutdownAPI(t, h.API)
 	select {
 	case err := <-ended:
 		if err != nil && !errors.Is(err, io.EOF) {
@@ -262,9 +263,9 @@ func TestH2PresenceCountsStreams(t *testing.T) {
 		_ = json.NewDecoder(r.Body).Decode(&p)
 		return p.Total
 	}
-	waitFor(t, 10*time.Second, "one present observer", func() bool { return count() == 1 })
+	testenv.WaitFor(t, 10*time.Second, "one present observer", func() bool { return count() == 1 })
 	cancel()
-	waitFor(t, 10*time.Second, "nobody present", func() bool { return count() == 0 })
+	testenv.WaitFor(t, 10*time.Second, "nobody present", func() bool { return count() == 0 })
 }
 
 // A WebSocket handshake over HTTP/2 is refused (RFC 8441 is off): browsers

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/announce/announce/announce"
+	"github.com/announce/announce/internal/testenv"
 )
 
 // A request the client sends while its poll waits (in pieces, after the
@@ -160,7 +161,7 @@ func TestWaitingPollsLeavingFreeEverything(t *testing.T) {
 		p.conn.Close()
 	}
 	waitObservers(t, ts.Hub, announce.Poll, 0)
-	waitFor(t, 5*time.Second, "the goroutines to settle", func() bool {
+	testenv.WaitFor(t, 5*time.Second, "the goroutines to settle", func() bool {
 		return runtime.NumGoroutine() <= before+2
 	})
 	delivered := ts.Hub.Stats().Delivered(announce.Poll)
@@ -187,7 +188,7 @@ func TestShutdownAnswersManyWaitingPolls(t *testing.T) {
 		polls[i].send(t, fmt.Sprintf("/channels/lpsd/status?since=%d%s", m.ID, cb))
 	}
 	waitObservers(t, ts.Hub, announce.Poll, n)
-	ts.API.Shutdown()
+	shutdownAPI(t, ts.API)
 	for i, p := range polls {
 		resp, body := p.answer(t)
 		if !resp.Close || !strings.Contains(body, `"current"`) || (i%2 == 1) != strings.HasPrefix(body, "/**/cb(") {

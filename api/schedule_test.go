@@ -13,6 +13,7 @@ import (
 
 	"github.com/announce/announce/announce"
 	"github.com/announce/announce/api"
+	"github.com/announce/announce/internal/testenv"
 	"github.com/google/uuid"
 )
 
@@ -335,7 +336,7 @@ func TestTTLNoOpWhenSuperseded(t *testing.T) {
 	resp, b := ts.post(t, "/channels/sup/messages?ttl=0.2", "text/plain", []byte("brief"))
 	assertStatus(t, resp, b, http.StatusCreated)
 	ts.Publish(t, "sup", "newer")
-	waitFor(t, 5*time.Second, "the stale expiry to be taken", func() bool {
+	testenv.WaitFor(t, 5*time.Second, "the stale expiry to be taken", func() bool {
 		p, _ := ts.Hub.Scheduler().Pending(t.Context(), "sup", 0)
 		return len(p) == 0
 	})

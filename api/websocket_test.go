@@ -23,6 +23,7 @@ import (
 
 	"github.com/announce/announce/announce"
 	"github.com/announce/announce/api"
+	"github.com/announce/announce/internal/testenv"
 )
 
 // wsReadTimeout bounds every WebSocket read a test makes.
@@ -469,7 +470,7 @@ func TestWebSocketPingsKeepAnsweringPeerAlive(t *testing.T) {
 	frames := pumpWS(conn)
 	// 15 pings at 50 ms span more than twice the pong timeout: answering
 	// them is what keeps the connection open.
-	waitFor(t, 10*time.Second, "15 pings", func() bool { return pings.Load() >= 15 })
+	testenv.WaitFor(t, 10*time.Second, "15 pings", func() bool { return pings.Load() >= 15 })
 	m := ts.Publish(t, "wping", "alive")
 	select {
 	case r := <-frames:
@@ -544,7 +545,8 @@ func TestShutdownClosesWebSocketsAndEndsSSE(t *testing.T) {
 	expectWSIDs(t, ws, m.ID)
 	sse.expectIDs(t, m.ID)
 
-	ts.API.Shutdown()
+	stopped := make(chan error, 1)
+	go func() { stopped <- ts.API.Shutdown(context.Background()) }()
 	if ce := expectWSClose(t, ws, websocket.CloseGoingAway); ce.Text == "" {
 		t.Error("1001 without a reason")
 	}
@@ -554,12 +556,13 @@ func TestShutdownClosesWebSocketsAndEndsSSE(t *testing.T) {
 			t.Errorf("event %+v after shutdown", e)
 		}
 	}
-	waited := make(chan struct{})
-	go func() { ts.API.Wait(); close(waited) }()
 	select {
-	case <-waited:
+	case err := <-stopped:
+		if err != nil {
+			t.Fatalf("Shutdown: %v", err)
+		}
 	case <-time.After(10 * time.Second):
-		t.Fatal("stream handlers still running 10s after Shutdown")
+		t.Fatal("Shutdown still waiting for the streams 10s after it began")
 	}
 }
 
@@ -649,7 +652,7 @@ func TestSlowConsumerCutWhileOthersKeepUp(t *testing.T) {
 	}
 	t.Cleanup(func() {
 		stopping.Store(true)
-		ts.API.Shutdown() // ends the readers
+		shutdownAPI(t, ts.API) // ends the readers
 		wg.Wait()
 	})
 	minLast := func() uint64 {
@@ -693,7 +696,7 @@ func TestSlowConsumerCutWhileOthersKeepUp(t *testing.T) {
 			t.Fatalf("%d messages of %d bytes published and %d slow consumers cut, want 2", published, len(content), ts.Hub.Stats().SlowConsumers())
 		}
 		published = ts.Publish(t, channel, content).ID
-		waitFor(t, 30*time.Second, "the reading observers to keep up", func() bool {
+		testenv.WaitFor(t, 30*time.Second, "the reading observers to keep up", func() bool {
 			return minLast()+lag >= published || len(failures) > 0
 		})
 		if len(failures) > 0 {
@@ -716,7 +719,7 @@ func TestSlowConsumerCutWhileOthersKeepUp(t *testing.T) {
 
 	// Every reader got everything, in order (each checked id == last+1).
 	last := ts.Publish(t, channel, "the end").ID
-	waitFor(t, 30*time.Second, "every reader to get the last message", func() bool {
+	testenv.WaitFor(t, 30*time.Second, "every reader to get the last message", func() bool {
 		return minLast() == last || len(failures) > 0
 	})
 	if len(failures) > 0 {

@@ -244,18 +244,11 @@ func (n *Node) Shutdown() error {
 func (n *Node) shutdown() error {
 	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.ShutdownTimeout)
 	defer cancel()
-	n.api.Shutdown()
-	late := n.http.Shutdown(ctx) != nil // requests still running at the deadline
-	waited := make(chan struct{})
-	go func() { n.api.Wait(); close(waited) }()
-	select {
-	case <-waited:
-	case <-ctx.Done():
-		select {
-		case <-waited: // both were ready: the streams did end
-		default:
-			late = true
-		}
+	streams := make(chan error, 1)
+	go func() { streams <- n.api.Shutdown(ctx) }() // long-polls answer, streams end
+	late := n.http.Shutdown(ctx) != nil            // requests still running at the deadline
+	if <-streams != nil {
+		late = true
 	}
 	n.http.Close() // whatever is left
 	if late {

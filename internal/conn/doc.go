@@ -5,4 +5,4 @@
 // connection; here a Poller watches every such socket with one epoll
 // instance and calls back when one becomes readable, and a Serial runs a
 // connection's work in a goroutine that exists only while there is work.
-package netpoll
+package conn

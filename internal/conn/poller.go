@@ -1,4 +1,4 @@
-package netpoll
+package conn
 
 import (
 	"crypto/tls"
@@ -9,10 +9,10 @@ import (
 )
 
 // ErrClosed is returned by Watch after Close.
-var ErrClosed = errors.New("netpoll: poller closed")
+var ErrClosed = errors.New("conn: poller closed")
 
 // ErrUnsupported is returned by Watch for a connection without a descriptor.
-var ErrUnsupported = errors.New("netpoll: connection has no file descriptor")
+var ErrUnsupported = errors.New("conn: connection has no file descriptor")
 
 // Watch is one connection's registration with a Poller.
 type Watch struct {
