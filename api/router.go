@@ -1,6 +1,3 @@
-// Package api serves the announce HTTP API on gin: long-poll, Server-Sent
-// Events and WebSocket observers side by side, publishing, the seed-compatible
-// routes and the demo page.
 package api
 
 import (

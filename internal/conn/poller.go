@@ -22,7 +22,7 @@ type Watch struct {
 	key        uint64
 	onReadable func()
 	peek       *peekConn      // set when watched by a goroutine (blocking.go)
-	reading    sync.WaitGroup // that goroutine, while it runs (Add under p.mu)
+	reading    sync.WaitGroup // that goroutine, while it runs (Add with p.mu held)
 	stopped    bool           // guarded by p.mu
 }
 
