@@ -31,7 +31,7 @@ func Serve(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 	fs.StringVar(&cfg.Redis, "redis", "", "Redis URL (redis://host:6379/0, redis+sentinel://SENTINEL:26379/0?master_name=NAME, or redis+cluster://NODE:7000?addr=NODE2:7000): scale-out mode, nodes share ids and messages")
 	fs.IntVar(&cfg.History, "history", announce.DefaultHistory, "messages kept per channel for resume and catch-up")
 	fs.IntVar(&cfg.MaxMessage, "max-message", announce.DefaultMaxMessage, "largest message content in bytes")
-	fs.DurationVar(&cfg.PollTimeout, "poll-timeout", 30*time.Second, "longest a long-poll waits (clients may ask for less)")
+	fs.DurationVar(&cfg.PollTimeout, "poll-timeout", api.DefaultPollTimeout, "longest a long-poll waits (clients may ask for less)")
 	fs.StringVar(&cfg.PublishKey, "publish-key", "", "key required to publish (Authorization: Bearer KEY); empty: publishing is open")
 	fs.Var((*listFlag)(&cfg.CORSOrigins), "cors-origins", "comma-separated origins allowed for cross-origin GETs (* for any); cross-origin publishing needs an explicit origin")
 	fs.Var((*listFlag)(&cfg.AllowedOrigins), "allowed-origins", "comma-separated origins allowed to open a WebSocket besides the same host")

@@ -11,13 +11,20 @@ import (
 
 // CanHijack reports whether r's connection can be taken over: HTTP/1.1
 // through a writer that can hijack. HTTP/1.0 and HTTP/2 are answered
-// through the ResponseWriter.
+// through the ResponseWriter. Wrappers (gin's writer) are looked through:
+// theirs claims to hijack whatever it wraps.
 func CanHijack(w http.ResponseWriter, r *http.Request) bool {
 	if r.ProtoMajor != 1 || r.ProtoMinor < 1 {
 		return false
 	}
-	_, ok := w.(http.Hijacker)
-	return ok
+	for {
+		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			_, ok := w.(http.Hijacker)
+			return ok
+		}
+		w = u.Unwrap()
+	}
 }
 
 // HijackStream takes over an HTTP/1.1 connection for a streamed answer:
