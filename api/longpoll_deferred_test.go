@@ -28,12 +28,10 @@ func TestWaitingPollRequestSentWhileWaitingIsAnsweredAfter(t *testing.T) {
 		if _, err := io.WriteString(p.conn, part); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond) // so the parts likely arrive in reads of their own
 	}
-	// Reading ahead did not end the wait.
-	if n := ts.Hub.Stats().Observers(announce.Poll); n != 1 {
-		t.Fatalf("%d poll observers after the client sent its next request, want 1", n)
-	}
+	// Had reading ahead ended the wait, the first answer would be "first"
+	// or the connection closed.
 	ts.Publish(t, "lpa", "second")
 	for i := range 2 {
 		resp, body := p.answer(t)
