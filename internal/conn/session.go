@@ -135,7 +135,11 @@ func (s *Session) register() Wake {
 }
 
 // Abandon releases a session that never began.
-func (s *Session) Abandon() { s.env.Streams.Done() }
+func (s *Session) Abandon() { s.countOut() }
+
+// countOut is the one place a session leaves Env.Streams (NewSession is
+// the one it enters): at its end, or abandoned.
+func (s *Session) countOut() { s.env.Streams.Done() }
 
 // Conn is the connection to read the client's bytes from after WakeReadable.
 func (s *Session) Conn() net.Conn {
@@ -218,5 +222,5 @@ func (s *Session) end(dispose func()) {
 	if s.done != nil {
 		close(s.done)
 	}
-	s.env.Streams.Done()
+	s.countOut()
 }
