@@ -310,7 +310,7 @@ func (n *Node) close(ctx context.Context) error {
 	n.stopTLS()
 	err := errors.Join(n.stopRedisExtras(), n.stopPresence(ctx)) // after the streams ended: their disconnections reach the webhooks
 	if n.hub != nil {
-		err = errors.Join(err, n.hub.Close(ctx))
+		err = errors.Join(err, n.hub.Shutdown(ctx))
 	}
 	err = errors.Join(err, n.store.Close())
 	n.flushWebhooks(ctx) // last: it may take what is left of the deadline
