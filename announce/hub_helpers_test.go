@@ -70,7 +70,6 @@ func receive(t testing.TB, o *Observer, n int) []*Envelope {
 	}
 }
 
-
 func wantIDs(t testing.TB, what string, got []*Envelope, want ...uint64) {
 	t.Helper()
 	if ids := envIDs(got); !slices.Equal(ids, want) {

@@ -412,7 +412,6 @@ func TestSlowConsumer(t *testing.T) {
 	}
 }
 
-
 // gateStore holds every Since until gate is closed or the caller gives up.
 type gateStore struct {
 	Store

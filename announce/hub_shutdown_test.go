@@ -109,7 +109,6 @@ func TestShutdownRacingSubscribe(t *testing.T) {
 	}
 }
 
-
 func TestNoGoroutineLeak(t *testing.T) {
 	baseline := runtime.NumGoroutine()
 	ctx := context.Background()

@@ -84,7 +84,6 @@ func TestStats(t *testing.T) {
 	}
 }
 
-
 func TestConfigValidate(t *testing.T) {
 	if err := (Config{}).Validate(); err != nil {
 		t.Fatalf("zero Config (all defaults): %v", err)

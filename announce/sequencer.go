@@ -58,7 +58,7 @@ const maxGapWaits = 10
 // the store.
 const defaultGapGrace = 200 * time.Millisecond
 
-// lastIDLocked returns the current id, 0 while loading. Requires mu held.
+// lastIDLocked returns the current id, 0 while loading. Requires the channel's mu held.
 func (s *sequencer) lastIDLocked() uint64 {
 	if s.current == nil {
 		return 0
@@ -68,7 +68,7 @@ func (s *sequencer) lastIDLocked() uint64 {
 
 // offerLocked takes e and tells the caller what became of it; with
 // offerNext, e is current and the caller applies it, then the pending ids
-// that follow (nextPendingLocked). Requires mu held.
+// that follow (nextPendingLocked). Requires the channel's mu held.
 func (s *sequencer) offerLocked(e *Envelope) offer {
 	if s.current == nil {
 		s.holdLocked(e)
@@ -91,7 +91,7 @@ func (s *sequencer) offerLocked(e *Envelope) offer {
 
 // nextPendingLocked makes the pending id after the current one current and
 // returns it; when there is none it drops the pending ids it passed and
-// returns nil. Requires mu held.
+// returns nil. Requires the channel's mu held.
 func (s *sequencer) nextPendingLocked() *Envelope {
 	if n, ok := s.pending[s.current.ID+1]; ok {
 		delete(s.pending, n.ID)
@@ -117,18 +117,18 @@ func (s *sequencer) holdLocked(e *Envelope) {
 }
 
 // setCurrentLocked makes e current whatever its id: at a skip, a reset or
-// a delete. Requires mu held.
+// a delete. Requires the channel's mu held.
 func (s *sequencer) setCurrentLocked(e *Envelope) { s.current = e }
 
 // dropPendingLocked forgets the pending ids: they belong to a sequence the
-// store no longer has. Requires mu held.
+// store no longer has. Requires the channel's mu held.
 func (s *sequencer) dropPendingLocked() {
 	s.pending = nil
 	s.gapWaits = 0
 }
 
 // startLocked installs cur as the current message (at load or reset) and
-// returns what was pending, for the caller to offer again. Requires mu held.
+// returns what was pending, for the caller to offer again. Requires the channel's mu held.
 func (s *sequencer) startLocked(cur *Envelope) map[uint64]*Envelope {
 	s.current = cur
 	held := s.pending
@@ -137,14 +137,14 @@ func (s *sequencer) startLocked(cur *Envelope) map[uint64]*Envelope {
 }
 
 // busyLocked reports whether the sequencer holds ids to deliver or a fill
-// is scheduled: the channel must stay cached. Requires mu held.
+// is scheduled: the channel must stay cached. Requires the channel's mu held.
 func (s *sequencer) busyLocked() bool { return len(s.pending) > 0 || s.filling }
 
 // awaitInFlightLocked reports whether the ids after last and before first,
 // which the store no longer holds, may still be brought by this node's
 // publishes in flight (a burst of commits can outrun the store's history
 // before its publishers run again). Then the fill waits for them instead
-// of skipping, a bounded number of times. Requires mu held.
+// of skipping, a bounded number of times. Requires the channel's mu held.
 func (s *sequencer) awaitInFlightLocked(last, first uint64) bool {
 	missing := first - last - 1
 	for id := range s.pending {

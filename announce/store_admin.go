@@ -47,9 +47,9 @@ type ChannelForgetter interface {
 // the channels this hub created since: reading the count on every publish
 // that creates a channel would cost a scan in some stores.
 type channelCount struct {
-	mu     sync.Mutex
-	n      int
-	readAt time.Time
+	mu     sync.Mutex // held across the store's count: one caller reads it
+	n      int        // guarded by mu
+	readAt time.Time  // guarded by mu
 }
 
 // countRefresh is how old the count may be; nodes sharing a store may
