@@ -92,14 +92,15 @@ func NewHub(cfg Config) (*Hub, error) {
 		h.shards[i].channels = make(map[string]*Channel)
 		h.shards[i].lru.init(h.limits.shardCap(i, len(h.shards)))
 	}
+	h.ctx, h.cancel = context.WithCancel(context.Background())
 	if cfg.Broker != nil {
 		b, err := cfg.Broker(h)
 		if err != nil {
+			h.cancel()
 			return nil, err
 		}
 		h.broker = b
 	}
-	h.ctx, h.cancel = context.WithCancel(context.Background())
 	h.every(max(h.idle/2, time.Millisecond), h.evictIdle) // NewTicker panics on 0
 	if h.limits.ChannelTTL > 0 {
 		// Every quarter of the TTL, at most every minute.
@@ -358,6 +359,11 @@ func (h *Hub) Shutdown(ctx context.Context) error {
 			}
 			close(h.stopped)
 		}()
+	}
+	select {
+	case <-h.stopped: // first: done in time is done, whatever ctx says now
+		return h.stopErr
+	default:
 	}
 	select {
 	case <-h.stopped:
