@@ -10,8 +10,8 @@ import (
 
 // The hub's tests, by subject: hub_test.go (configuration, counters),
 // hub_publish_test.go (publish, subscribe, replay, long-poll),
-// hub_gap_test.go (the sequencer: order, gaps), hub_cache_test.go (idle
-// eviction, channel TTL, delete), hub_shutdown_test.go. Timer-driven tests
+// hub_gap_test.go (the sequencer: order, gaps), hub_cache_test.go (loading,
+// idle eviction, channel TTL, delete), hub_shutdown_test.go. Timer-driven tests
 // run in a testing/synctest bubble, where time is fake and exact.
 
 // newTestHub returns a hub over a MemoryStore keeping cfg.History messages,

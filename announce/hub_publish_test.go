@@ -8,7 +8,6 @@ import (
 	"runtime"
 	"sync"
 	"testing"
-	"testing/synctest"
 	"time"
 
 	"github.com/announce/announce/internal/testenv"
@@ -410,52 +409,4 @@ func TestSlowConsumer(t *testing.T) {
 	if h.Stats().SlowConsumers() != 1 || h.Stats().Observers(WebSocket) != 1 {
 		t.Fatalf("SlowConsumers %d, Observers(ws) %d; want 1, 1", h.Stats().SlowConsumers(), h.Stats().Observers(WebSocket))
 	}
-}
-
-// gateStore holds every Since until gate is closed or the caller gives up.
-type gateStore struct {
-	Store
-	gate chan struct{}
-}
-
-func (s *gateStore) Since(ctx context.Context, ch string, since uint64, limit int) ([]Message, error) {
-	select {
-	case <-s.gate:
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-	return s.Store.Since(ctx, ch, since, limit)
-}
-
-// TestLoadCancelledByOneCaller: the caller that loads a channel may go away;
-// the others waiting for the same load must not fail with its cancellation.
-func TestLoadCancelledByOneCaller(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		store := &gateStore{Store: NewMemoryStore(0), gate: make(chan struct{})}
-		h := newTestHub(t, Config{Store: store})
-		loaderCtx, cancel := context.WithCancel(context.Background())
-		loaderErr := make(chan error, 1)
-		go func() {
-			_, err := h.Channel(loaderCtx, "slow")
-			loaderErr <- err
-		}()
-		synctest.Wait() // the first caller is loading, held in the store
-		if h.lookup("slow") == nil {
-			t.Fatal("the loading channel is not in the hub")
-		}
-		otherErr := make(chan error, 1)
-		go func() {
-			_, err := h.Channel(context.Background(), "slow")
-			otherErr <- err
-		}()
-		synctest.Wait() // the second caller waits for the first one's load
-		cancel()
-		if err := <-loaderErr; !errors.Is(err, context.Canceled) {
-			t.Fatalf("cancelled loader: %v", err)
-		}
-		close(store.gate)
-		if err := <-otherErr; err != nil {
-			t.Fatalf("a caller with a live context failed: %v", err)
-		}
-	})
 }

@@ -11,8 +11,8 @@ import (
 // nodes) and the store after a gap. The store gives each channel the ids
 // 1, 2, 3, ...; an id above the channel's current one is, on this node:
 //
-//	in flight  committed by a publish on this node and not yet delivered
-//	           here; counted (inFlight), not known by id
+//	in flight  being published on this node (committed, or about to be)
+//	           and not yet delivered here; counted (inFlight), its id unknown
 //	pending    arrived while a lower id is missing; held in pending
 //	delivered  applied in order: the current id is at or above it, and a
 //	           later copy is a duplicate, dropped
@@ -27,17 +27,20 @@ import (
 //
 // Until the channel is loaded there is no current id and every arrival is
 // pending; the load installs the current id and delivers what follows it.
-// When the store's sequence goes back (it was emptied and its ids started
-// again) the channel is reset to the store's state (reset).
+// A client's cursor ahead of the current id (a node fed by a broker lags
+// its store by a moment) makes the channel catch up from the store before
+// the client is answered (catchUp). When the store's sequence goes back
+// (it was emptied and its ids started again) the channel is reset to the
+// store's state (reset).
 //
 // Its fields are guarded by its Channel's mu, except inFlight. The Channel
 // methods in this file run the protocol; none holds c.mu across a store read.
 type sequencer struct {
-	current  *Envelope            // the last delivered; nil until loaded; guarded by mu
-	pending  map[uint64]*Envelope // arrived ahead of a gap; guarded by mu
-	filling  bool                 // a gap fill is scheduled; guarded by mu
-	gapWaits int                  // fills that waited for in-flight publishes; guarded by mu
-	inFlight atomic.Int32         // this node's publishes between commit and delivery
+	current  *Envelope            // the last delivered; nil until loaded; guarded by the channel's mu
+	pending  map[uint64]*Envelope // arrived ahead of a gap; guarded by the channel's mu
+	filling  bool                 // a gap fill is scheduled; guarded by the channel's mu
+	gapWaits int                  // fills that waited for in-flight publishes; guarded by the channel's mu
+	inFlight atomic.Int32         // this node's publishes from before their commit to their delivery
 }
 
 // offer is what the sequencer does with an arriving message.
