@@ -80,7 +80,7 @@ func bubbleServer(t *testing.T, opts ...func(*api.Config)) (s *api.Server, stop 
 		if err := s.Shutdown(context.Background()); err != nil {
 			t.Error(err)
 		}
-		_ = hub.Close(context.Background())
+		_ = hub.Shutdown(context.Background())
 		_ = store.Close()
 	}
 }

@@ -44,7 +44,7 @@ func tokenAPI(t *testing.T, cfg api.Config) string {
 	t.Cleanup(func() {
 		_ = s.Shutdown(context.Background())
 		hs.Close()
-		_ = hub.Close(context.Background())
+		_ = hub.Shutdown(context.Background())
 		_ = store.Close()
 	})
 	return hs.URL
