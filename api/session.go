@@ -46,7 +46,7 @@ type streamProtocol interface {
 	// keepalive interval) and says when to run next; an error ends the stream.
 	keepalive(st *streamSession) (time.Duration, error)
 	// end writes the last words before the connection closes; reason is
-	// the observer's error, errTokenExpired or announce.ErrClosed.
+	// the observer's error, errTokenExpired, errWatchFailed or announce.ErrClosed.
 	end(st *streamSession, reason error)
 }
 
