@@ -15,10 +15,11 @@ import (
 	"github.com/announce/announce/api"
 )
 
-// The timers of an event stream, on a fake clock: the session that serves
-// a stream through the ResponseWriter (HTTP/2, HTTP/1.0) runs here on an
-// in-memory writer, inside a synctest bubble, so the heartbeat and the
-// token's expiry are asserted to the second without waiting for them.
+// Timers on a fake clock: an event stream's session served through the
+// ResponseWriter (HTTP/2, HTTP/1.0) and a poll's wait run here on an
+// in-memory writer inside a synctest bubble, so the heartbeat, a token's
+// expiry and a poll's timeout are asserted to the millisecond without
+// waiting for them.
 
 // memWriter is an in-memory ResponseWriter that flushes; safe to read
 // while the session writes.
@@ -150,6 +151,39 @@ func TestSSETokenExpiryEndsTheStreamOnTimeOnAFakeClock(t *testing.T) {
 		}
 		if !time.Now().Equal(exp) {
 			t.Fatalf("the stream ended at %v, want at the expiry %v", time.Now(), exp)
+		}
+	})
+}
+
+// A poll that cannot be taken over waits in the handler, on the same wait
+// as a deferred one: answered with the current message when its timeout
+// passes, not a moment before.
+func TestPollTimeoutOnAFakeClock(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s, stop := bubbleServer(t)
+		defer stop()
+		for _, path := range []string{"/channels/clock/status?since=0&timeout=30", "/channels/clock/messages?since=0&wait=30"} {
+			start := time.Now()
+			w := newMemWriter()
+			req := httptest.NewRequest(http.MethodGet, path, nil)
+			req.Proto, req.ProtoMajor, req.ProtoMinor = "HTTP/1.0", 1, 0 // cannot be hijacked
+			done := make(chan struct{})
+			go func() { defer close(done); s.Handler().ServeHTTP(w, req) }()
+			time.Sleep(30*time.Second - time.Millisecond)
+			synctest.Wait()
+			select {
+			case <-done:
+				t.Fatalf("%s answered %q after %v, before its timeout", path, w.String(), time.Since(start))
+			default:
+			}
+			time.Sleep(time.Millisecond)
+			<-done
+			if w.status != http.StatusOK || !strings.HasPrefix(w.String(), "{") && !strings.HasPrefix(w.String(), "[") {
+				t.Fatalf("%s answered %d %q at its timeout", path, w.status, w.String())
+			}
+			if waited := time.Since(start); waited != 30*time.Second {
+				t.Fatalf("%s answered after %v, want 30s", path, waited)
+			}
 		}
 	})
 }
