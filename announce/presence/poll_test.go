@@ -8,6 +8,7 @@ import (
 
 	"github.com/announce/announce/announce"
 	"github.com/announce/announce/announce/presence"
+	"github.com/announce/announce/internal/testenv"
 )
 
 // poll is one long-poll of a client: cookie is the ID it presented, or
@@ -147,13 +148,13 @@ func TestPollSessionExpiresWithEveryKey(t *testing.T) {
 	}
 	tr.Disconnected(a)
 	tr.Disconnected(b)
-	waitFor(t, "the poll session to expire", func() bool { return tr.Local("news").Empty() })
+	testenv.WaitFor(t, 10*time.Second, "the poll session to expire", func() bool { return tr.Local("news").Empty() })
 	if got := tr.Stats().Sessions; got != 0 {
 		t.Fatalf("%d sessions left", got)
 	}
 	again := poll("a", "fp", "", false)
 	pollOnce(tr, again)
-	waitFor(t, "the new session to expire", func() bool { return tr.Local("news").Empty() })
+	testenv.WaitFor(t, 10*time.Second, "the new session to expire", func() bool { return tr.Local("news").Empty() })
 	if got := rec.got(); !slices.Equal(got, []string{"connected a", "disconnected a", "connected a", "disconnected a"}) {
 		t.Fatalf("sinks got %q", got)
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/announce/announce/announce"
 	"github.com/announce/announce/announce/presence"
+	"github.com/announce/announce/internal/testenv"
 )
 
 // recorder is an announce.Events sink that records what it is told.
@@ -48,17 +49,6 @@ func newTracker(t *testing.T, cfg presence.Config) *presence.Tracker {
 
 func sess(id, ch string, tr announce.Transport, name string) announce.Session {
 	return announce.Session{ID: id, Channel: ch, Transport: tr, Name: name}
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
 }
 
 func TestCountsAndNames(t *testing.T) {
@@ -116,7 +106,7 @@ func TestPollGrace(t *testing.T) {
 	if got := tr.Local("news"); got.Poll != 1 {
 		t.Fatalf("gone at once, not after the grace: %+v", got)
 	}
-	waitFor(t, "the poll session to expire", func() bool { return tr.Local("news").Empty() })
+	testenv.WaitFor(t, 10*time.Second, "the poll session to expire", func() bool { return tr.Local("news").Empty() })
 	if got := rec.got(); !slices.Equal(got, []string{"connected p1", "disconnected p1"}) {
 		t.Fatalf("sinks got %q, want one connected and one disconnected", got)
 	}
@@ -191,7 +181,7 @@ func TestSlowListener(t *testing.T) {
 	for i := range 100 {
 		tr.Connected(sess(fmt.Sprint(i), "news", announce.SSE, ""))
 	}
-	waitFor(t, "drops to be counted", func() bool { return tr.Stats().ListenerDropped > 0 })
+	testenv.WaitFor(t, 10*time.Second, "drops to be counted", func() bool { return tr.Stats().ListenerDropped > 0 })
 	if n := tr.Local("news").SSE; n != 100 {
 		t.Fatalf("counted %d, want 100", n)
 	}
@@ -287,11 +277,11 @@ func TestAcrossNodes(t *testing.T) {
 	b.Connected(sess("b1", "news", announce.WebSocket, "bob"))
 	want := presence.Snapshot{Channel: "news", Observers: presence.Counts{Poll: 1, SSE: 1, WS: 1}, Total: 3, Names: []string{"alice", "bob"}}
 	for _, tr := range []*presence.Tracker{a, b} {
-		waitFor(t, "both nodes' observers on "+tr.Node(), func() bool { return equal(tr.Snapshot(t.Context(), "news"), want) })
+		testenv.WaitFor(t, 10*time.Second, "both nodes' observers on "+tr.Node(), func() bool { return equal(tr.Snapshot(t.Context(), "news"), want) })
 	}
 	// B's listener hears A's joins too (and its own).
 	heard := map[string]bool{}
-	waitFor(t, "B to hear every join", func() bool {
+	testenv.WaitFor(t, 10*time.Second, "B to hear every join", func() bool {
 		select {
 		case ev := <-lb.C():
 			var e presence.Event
@@ -321,7 +311,7 @@ func TestBackendDown(t *testing.T) {
 		t.Fatalf("backend down: %+v, want this node's 1, partial", got)
 	}
 	be.setFail(false)
-	waitFor(t, "the counts to meet again", func() bool {
+	testenv.WaitFor(t, 10*time.Second, "the counts to meet again", func() bool {
 		got := a.Snapshot(t.Context(), "news")
 		return !got.Partial && got.Total == 2
 	})
@@ -340,7 +330,7 @@ func TestEntriesExpire(t *testing.T) {
 	if got := a.Snapshot(t.Context(), "news"); got.Total != 5 {
 		t.Fatalf("fresh entry: %+v", got)
 	}
-	waitFor(t, "the crashed node's entry to expire", func() bool { return a.Snapshot(t.Context(), "news").Total == 0 })
+	testenv.WaitFor(t, 10*time.Second, "the crashed node's entry to expire", func() bool { return a.Snapshot(t.Context(), "news").Total == 0 })
 }
 
 func TestConcurrent(t *testing.T) {
@@ -361,7 +351,7 @@ func TestConcurrent(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	waitFor(t, "every session to end", func() bool { return tr.Local("news").Empty() && tr.Stats().Sessions == 0 })
+	testenv.WaitFor(t, 10*time.Second, "every session to end", func() bool { return tr.Local("news").Empty() && tr.Stats().Sessions == 0 })
 	conn, disc := 0, 0
 	for _, e := range rec.got() {
 		switch e[0] {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/announce/announce/announce"
 	"github.com/announce/announce/announce/webhook"
+	"github.com/announce/announce/internal/testenv"
 )
 
 const secret = "s3cret-of-the-webhooks"
@@ -88,17 +89,6 @@ func newDispatcher(t *testing.T, cfg webhook.Config) *webhook.Dispatcher {
 	return d
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
-
 func TestDeliversSignedEvents(t *testing.T) {
 	rc := &receiver{t: t}
 	srv := httptest.NewServer(rc)
@@ -108,7 +98,7 @@ func TestDeliversSignedEvents(t *testing.T) {
 	d.Connected(announce.Session{ID: "n-1", Channel: "news", Transport: announce.WebSocket, Name: "alice", Time: at})
 	d.Published(announce.Publication{Message: announce.Message{ID: 42, Channel: "news", Content: "hi", Time: at}, Via: "http", Name: "bob"})
 	d.Disconnected(announce.Session{ID: "n-1", Channel: "news", Transport: announce.WebSocket, Name: "alice", Time: at})
-	waitFor(t, "three deliveries", func() bool { return d.Stats().OK == 3 })
+	testenv.WaitFor(t, 15*time.Second, "three deliveries", func() bool { return d.Stats().OK == 3 })
 	byType := map[string]webhook.Event{}
 	ids := map[string]bool{}
 	for _, e := range rc.events() {
@@ -165,7 +155,7 @@ func TestRetriesUntilUp(t *testing.T) {
 		defer srv.Close()
 		d := newDispatcher(t, webhook.Config{URLs: []string{srv.URL}})
 		d.Published(announce.Publication{Message: announce.Message{ID: 1, Channel: "news"}, Via: "http"})
-		waitFor(t, "delivery after retries", func() bool { return d.Stats().OK == 1 })
+		testenv.WaitFor(t, 15*time.Second, "delivery after retries", func() bool { return d.Stats().OK == 1 })
 		if s := d.Stats(); s.Retries != 3 || s.Failed != 0 || rc.hits.Load() != 4 {
 			t.Fatalf("stats %+v, hits %d; want 3 retries then success", s, rc.hits.Load())
 		}
@@ -179,7 +169,7 @@ func TestRetriesUntilUp(t *testing.T) {
 		l.Close() // down: connections are refused
 		d := newDispatcher(t, webhook.Config{URLs: []string{"http://" + addr + "/hook"}, Backoff: 100 * time.Millisecond, Attempts: 8})
 		d.Connected(announce.Session{ID: "x", Channel: "news", Transport: announce.SSE})
-		waitFor(t, "a failed attempt", func() bool { return d.Stats().Retries >= 1 })
+		testenv.WaitFor(t, 15*time.Second, "a failed attempt", func() bool { return d.Stats().Retries >= 1 })
 		rc := &receiver{t: t}
 		srv := httptest.NewUnstartedServer(rc)
 		srv.Listener.Close()
@@ -188,7 +178,7 @@ func TestRetriesUntilUp(t *testing.T) {
 		}
 		srv.Start()
 		defer srv.Close()
-		waitFor(t, "delivery once the receiver is up", func() bool { return d.Stats().OK == 1 })
+		testenv.WaitFor(t, 15*time.Second, "delivery once the receiver is up", func() bool { return d.Stats().OK == 1 })
 		if got := rc.events(); len(got) != 1 || got[0].Type != "connected" {
 			t.Fatalf("received %+v", got)
 		}
@@ -201,7 +191,7 @@ func TestNoRetryOn4xx(t *testing.T) {
 	defer srv.Close()
 	d := newDispatcher(t, webhook.Config{URLs: []string{srv.URL}})
 	d.Published(announce.Publication{Message: announce.Message{ID: 1, Channel: "news"}})
-	waitFor(t, "the failure", func() bool { return d.Stats().Failed == 1 })
+	testenv.WaitFor(t, 15*time.Second, "the failure", func() bool { return d.Stats().Failed == 1 })
 	time.Sleep(100 * time.Millisecond) // ten backoffs: a retry would have come
 	if s := d.Stats(); s.Retries != 0 || rc.hits.Load() != 1 || s.Pending != 0 {
 		t.Fatalf("stats %+v, hits %d; want one attempt, no retry", s, rc.hits.Load())
@@ -214,7 +204,7 @@ func TestGivesUpAfterAttempts(t *testing.T) {
 	defer srv.Close()
 	d := newDispatcher(t, webhook.Config{URLs: []string{srv.URL}, Attempts: 3})
 	d.Published(announce.Publication{Message: announce.Message{ID: 1, Channel: "news"}})
-	waitFor(t, "the final failure", func() bool { return d.Stats().Failed == 1 })
+	testenv.WaitFor(t, 15*time.Second, "the final failure", func() bool { return d.Stats().Failed == 1 })
 	if s := d.Stats(); s.Retries != 2 || rc.hits.Load() != 3 || s.Pending != 0 {
 		t.Fatalf("stats %+v, hits %d; want 3 attempts", s, rc.hits.Load())
 	}
@@ -266,7 +256,7 @@ func TestCloseFlushes(t *testing.T) {
 	defer srv.Close()
 	d := newDispatcher(t, webhook.Config{URLs: []string{srv.URL}, Backoff: time.Hour})
 	d.Disconnected(announce.Session{ID: "x", Channel: "news", Transport: announce.SSE})
-	waitFor(t, "the first failure", func() bool { return d.Stats().Retries == 1 })
+	testenv.WaitFor(t, 15*time.Second, "the first failure", func() bool { return d.Stats().Retries == 1 })
 	down.Store(false)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -309,7 +299,7 @@ func TestEveryURL(t *testing.T) {
 	defer sb.Close()
 	d := newDispatcher(t, webhook.Config{URLs: []string{sa.URL, sb.URL}})
 	d.Published(announce.Publication{Message: announce.Message{ID: 3, Channel: "news"}})
-	waitFor(t, "both receivers", func() bool { return len(a.events()) == 1 && len(b.events()) == 1 })
+	testenv.WaitFor(t, 15*time.Second, "both receivers", func() bool { return len(a.events()) == 1 && len(b.events()) == 1 })
 	if a.events()[0].EventID != b.events()[0].EventID {
 		t.Error("one event, two ids")
 	}
@@ -336,7 +326,7 @@ func TestHungReceiverHoldsUpOnlyItself(t *testing.T) {
 	for i := range events {
 		d.Published(announce.Publication{Message: announce.Message{ID: uint64(i + 1), Channel: "news"}})
 	}
-	waitFor(t, "every event at the healthy receiver", func() bool { return len(healthy.events()) == events })
+	testenv.WaitFor(t, 15*time.Second, "every event at the healthy receiver", func() bool { return len(healthy.events()) == events })
 }
 
 func TestNewValidates(t *testing.T) {

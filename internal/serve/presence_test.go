@@ -13,6 +13,7 @@ import (
 
 	"github.com/announce/announce/announce/webhook"
 	"github.com/announce/announce/internal/serve"
+	"github.com/announce/announce/internal/testenv"
 )
 
 // openStream opens an SSE stream on u and returns a function that drops it.
@@ -53,7 +54,7 @@ func TestShutdownFlushesWebhooks(t *testing.T) {
 		Node: "n1", Webhooks: []string{rcv.URL}, WebhookSecret: secret,
 	}})
 	openStream(t, n.URL()+"/channels/news/events?name=sue")
-	waitFor(t, 10*time.Second, "connected", func() bool {
+	testenv.WaitFor(t, 10*time.Second, "connected", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(got) == 1
@@ -61,7 +62,7 @@ func TestShutdownFlushesWebhooks(t *testing.T) {
 	// The receiver may see the event before the worker counts it: poll.
 	series := []string{`announce_webhook_events_total{result="ok"} 1`, `announce_webhook_events_total{result="dropped"} 0`, "announce_presence_sessions 1"}
 	var metrics []byte
-	waitFor(t, 10*time.Second, "webhook metrics", func() bool {
+	testenv.WaitFor(t, 10*time.Second, "webhook metrics", func() bool {
 		resp, err := http.Get(n.URL() + "/metrics")
 		if err != nil {
 			return false

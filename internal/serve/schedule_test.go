@@ -64,10 +64,10 @@ func TestScheduleSurvivesRestart(t *testing.T) {
 
 	time.Sleep(time.Until(at.Add(200 * time.Millisecond)))
 	second := start(t, serve.Config{DataDir: dir})
-	waitFor(t, 10*time.Second, "the missed schedule to fire", func() bool {
+	testenv.WaitFor(t, 10*time.Second, "the missed schedule to fire", func() bool {
 		return getChannel(t, second.URL(), "restart").Current.ID == 1
 	})
-	waitFor(t, 10*time.Second, "the missed expiry to fire", func() bool {
+	testenv.WaitFor(t, 10*time.Second, "the missed expiry to fire", func() bool {
 		return getChannel(t, second.URL(), "expiring").Current.ID == 2
 	})
 	time.Sleep(1500 * time.Millisecond) // more than a poll: nothing fires twice
@@ -141,7 +141,7 @@ func scheduleFiresOnceAcross(t *testing.T, url string) {
 	defer cancel()
 	onA := sseMessages(t, ctx, a.URL(), "once")
 	onB := sseMessages(t, ctx, b.URL(), "once")
-	waitFor(t, 5*time.Second, "both observers", func() bool {
+	testenv.WaitFor(t, 5*time.Second, "both observers", func() bool {
 		return getChannel(t, a.URL(), "once").Observers["sse"] == 1 && getChannel(t, b.URL(), "once").Observers["sse"] == 1
 	})
 

@@ -12,6 +12,7 @@ import (
 	"github.com/announce/announce/announce"
 	"github.com/announce/announce/announce/bolt"
 	"github.com/announce/announce/internal/serve"
+	"github.com/announce/announce/internal/testenv"
 )
 
 // start starts a node on a free loopback port and shuts it down at the end
@@ -67,7 +68,7 @@ func TestStartShutdownMemory(t *testing.T) {
 		}
 		polled <- m
 	}()
-	waitFor(t, 10*time.Second, "the long-poll to wait", func() bool {
+	testenv.WaitFor(t, 10*time.Second, "the long-poll to wait", func() bool {
 		return getChannel(t, n.URL(), "mem").Observers["poll"] == 1
 	})
 	shutdown(t, n)
