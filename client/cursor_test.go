@@ -14,6 +14,7 @@ import (
 	"github.com/announce/announce/announce"
 	"github.com/announce/announce/client"
 	"github.com/announce/announce/internal/serve"
+	"github.com/announce/announce/internal/testenv"
 )
 
 // A subscription from the current message whose first connection falls
@@ -56,7 +57,7 @@ func TestSubscribeFromCurrentSurvivesEarlyDrop(t *testing.T) {
 // The message that ends another's TTL names it in Expired, on every transport.
 func TestSubscribeKeepsExpired(t *testing.T) {
 	node := startNode(t, serve.Config{Memory: true})
-	defer node.Shutdown()
+	defer testenv.Stop(5*time.Second, node.Shutdown)
 	base := "http://" + node.Addr()
 	resp, err := http.PostForm(base+"/channels/ttl/messages", map[string][]string{"content": {"brief"}, "ttl": {"0.2"}})
 	if err != nil {
@@ -79,7 +80,7 @@ func TestSubscribeKeepsExpired(t *testing.T) {
 // would refuse it; New refuses an HTTP client with a Timeout.
 func TestPublishRefusesInvalidUTF8(t *testing.T) {
 	node := startNode(t, serve.Config{Memory: true})
-	defer node.Shutdown()
+	defer testenv.Stop(5*time.Second, node.Shutdown)
 	c := newClient(t, "http://"+node.Addr())
 	if _, err := c.Publish(context.Background(), "u8", "bad \xff bytes"); !errors.Is(err, announce.ErrInvalidUTF8) {
 		t.Fatalf("publishing invalid UTF-8: %v, want ErrInvalidUTF8", err)

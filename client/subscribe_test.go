@@ -12,6 +12,7 @@ import (
 	"github.com/announce/announce/announce"
 	"github.com/announce/announce/client"
 	"github.com/announce/announce/internal/serve"
+	"github.com/announce/announce/internal/testenv"
 )
 
 var transports = []client.Transport{client.WebSocket, client.SSE, client.Poll}
@@ -20,9 +21,6 @@ func startNode(t *testing.T, cfg serve.Config) *serve.Node {
 	t.Helper()
 	if cfg.Listen == "" {
 		cfg.Listen = "127.0.0.1:0"
-	}
-	if cfg.ShutdownTimeout == 0 {
-		cfg.ShutdownTimeout = 5 * time.Second
 	}
 	var node *serve.Node
 	var err error
@@ -112,7 +110,7 @@ func TestResumeAcrossRestart(t *testing.T) {
 			}
 			got := receive(t, sub, 5, 10*time.Second) // mid-stream: some arrived, some are in flight
 
-			if err := node.Shutdown(); err != nil {
+			if err := testenv.Stop(5*time.Second, node.Shutdown); err != nil {
 				t.Fatalf("shutdown: %v", err)
 			}
 			// Publish while the server is down: the client retries until the new node is up.
@@ -125,7 +123,7 @@ func TestResumeAcrossRestart(t *testing.T) {
 			}()
 			time.Sleep(300 * time.Millisecond)
 			node = startNode(t, serve.Config{Listen: addr, DataDir: dir})
-			defer node.Shutdown()
+			defer testenv.Stop(5*time.Second, node.Shutdown)
 			<-published
 			for i := 16; i <= total; i++ {
 				publish(i)
@@ -149,7 +147,7 @@ func TestResumeAcrossRestart(t *testing.T) {
 // current message, then the new ones.
 func TestSubscribeCurrentThenLive(t *testing.T) {
 	node := startNode(t, serve.Config{Memory: true})
-	defer node.Shutdown()
+	defer testenv.Stop(5*time.Second, node.Shutdown)
 	c := newClient(t, node.URL())
 	ctx := context.Background()
 	for _, tr := range transports {
@@ -195,7 +193,7 @@ func waitConnected(t *testing.T, sub *client.Subscription) {
 // TestSubscribeTruncated: a cursor older than the history reports the gap.
 func TestSubscribeTruncated(t *testing.T) {
 	node := startNode(t, serve.Config{Memory: true, History: 5})
-	defer node.Shutdown()
+	defer testenv.Stop(5*time.Second, node.Shutdown)
 	c := newClient(t, node.URL())
 	ctx := context.Background()
 	for i := 1; i <= 12; i++ {
@@ -230,7 +228,7 @@ func TestSubscribeTruncated(t *testing.T) {
 // dropping everything as a duplicate.
 func TestSubscribeReset(t *testing.T) {
 	node := startNode(t, serve.Config{Memory: true, PollTimeout: time.Second})
-	defer node.Shutdown()
+	defer testenv.Stop(5*time.Second, node.Shutdown)
 	c := newClient(t, node.URL())
 	ctx := context.Background()
 	for _, tr := range transports {
@@ -277,7 +275,7 @@ func TestSubscribeReset(t *testing.T) {
 
 func TestSubscribeFinalErrors(t *testing.T) {
 	node := startNode(t, serve.Config{Memory: true})
-	defer node.Shutdown()
+	defer testenv.Stop(5*time.Second, node.Shutdown)
 	ctx := context.Background()
 	c := newClient(t, node.URL())
 	sub := c.Subscribe(ctx, "no/such", client.SubscribeOptions{})
@@ -308,7 +306,7 @@ func TestSubscribeFinalErrors(t *testing.T) {
 
 func TestCloseEndsSubscription(t *testing.T) {
 	node := startNode(t, serve.Config{Memory: true})
-	defer node.Shutdown()
+	defer testenv.Stop(5*time.Second, node.Shutdown)
 	c := newClient(t, node.URL())
 	for _, tr := range transports {
 		sub := c.Subscribe(context.Background(), "x", client.SubscribeOptions{Transport: tr})

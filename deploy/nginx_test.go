@@ -79,11 +79,11 @@ func renderNginxConf(t *testing.T, upstream, httpsPort, httpPort, cert, key stri
 func startProxy(t *testing.T) *proxy {
 	t.Helper()
 	bin := nginxBinary(t)
-	node, err := serve.Start(serve.Config{Listen: "127.0.0.1:0", Memory: true, PollTimeout: pollTimeout, ShutdownTimeout: 5 * time.Second})
+	node, err := serve.Start(serve.Config{Listen: "127.0.0.1:0", Memory: true, PollTimeout: pollTimeout})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = node.Shutdown() })
+	t.Cleanup(func() { _ = testenv.Stop(5*time.Second, node.Shutdown) })
 
 	dir := t.TempDir()
 	ca := testenv.NewTestCA(t)

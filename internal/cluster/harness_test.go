@@ -54,9 +54,6 @@ func startNode(t testing.TB, cfg serve.Config) *node {
 	if cfg.PollTimeout == 0 {
 		cfg.PollTimeout = 5 * time.Second
 	}
-	if cfg.ShutdownTimeout == 0 {
-		cfg.ShutdownTimeout = 5 * time.Second
-	}
 	n, err := serve.Start(cfg)
 	if err != nil {
 		t.Fatalf("starting a node on Redis %s: %v", cfg.Redis, err)
@@ -80,7 +77,7 @@ func (n *node) stop() error {
 	n.once.Do(func() {
 		httpClient.CloseIdleConnections()
 		streamClient.CloseIdleConnections()
-		n.err = n.Shutdown()
+		n.err = testenv.Stop(5*time.Second, n.Shutdown)
 	})
 	return n.err
 }

@@ -62,7 +62,7 @@ func startNode(t *testing.T, cfg serve.Config) *node {
 
 func (n *node) shutdown(t *testing.T) {
 	t.Helper()
-	n.once.Do(func() { n.err = n.Shutdown() })
+	n.once.Do(func() { n.err = testenv.Stop(5*time.Second, n.Shutdown) })
 	if n.err != nil {
 		t.Errorf("shutting down the node at %s: %v", n.Addr(), n.err)
 	}

@@ -216,7 +216,7 @@ func TestTLSMaxConnsAndShutdown(t *testing.T) {
 	}
 	ended := make(chan struct{})
 	go func() { _, _ = io.Copy(io.Discard, stream.Body); close(ended) }()
-	if err := n.Shutdown(); err != nil {
+	if err := testenv.Stop(5*time.Second, n.Shutdown); err != nil {
 		t.Fatalf("Shutdown with an HTTP/2 stream open: %v", err)
 	}
 	select {
@@ -245,7 +245,7 @@ func TestTLSBadFilesFailStart(t *testing.T) {
 	} {
 		n, err := serve.Start(serve.Config{Listen: "127.0.0.1:0", Memory: true, TLS: serve.TLSConfig{CertFile: c.cert, KeyFile: c.key}})
 		if err == nil {
-			n.Shutdown()
+			testenv.Stop(5*time.Second, n.Shutdown)
 			t.Errorf("%s: started", c.name)
 			continue
 		}
