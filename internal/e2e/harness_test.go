@@ -367,8 +367,7 @@ func get(t *testing.T, url string) string {
 // cursor-less classic client is really waiting.
 func waitObservers(t *testing.T, base, channel, transport string, n int) {
 	t.Helper()
-	deadline := time.Now().Add(arriveTimeout)
-	for {
+	testenv.WaitFor(t, arriveTimeout, fmt.Sprintf("%d %s observers on %s", n, transport, channel), func() bool {
 		var info struct {
 			Observers map[string]int `json:"observers"`
 		}
@@ -376,14 +375,8 @@ func waitObservers(t *testing.T, base, channel, transport string, n int) {
 		if err := json.Unmarshal([]byte(raw), &info); err != nil {
 			t.Fatalf("channel info %s: %v", raw, err)
 		}
-		if info.Observers[transport] >= n {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("waiting for %d %s observers on %s: have %v", n, transport, channel, info.Observers)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return info.Observers[transport] >= n
+	})
 }
 
 // contextFor bounds one action on the tab.
