@@ -15,17 +15,24 @@ import (
 	"github.com/announce/announce/internal/testenv"
 )
 
-// holdStream opens an SSE stream on a raw connection and, once its headers
-// came, never reads again.
-func holdStream(t *testing.T, addr, channel string) net.Conn {
+// dialRaw opens a connection to addr whose reads give up after 10 s.
+func dialRaw(t *testing.T, addr string) net.Conn {
 	t.Helper()
 	c, err := net.Dial("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	_, _ = io.WriteString(c, "GET /channels/"+channel+"/events HTTP/1.1\r\nHost: "+addr+"\r\nAccept: text/event-stream\r\n\r\n")
 	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	return c
+}
+
+// holdStream opens an SSE stream on a raw connection and, once its headers
+// came, never reads again.
+func holdStream(t *testing.T, addr, channel string) net.Conn {
+	t.Helper()
+	c := dialRaw(t, addr)
+	_, _ = io.WriteString(c, "GET /channels/"+channel+"/events HTTP/1.1\r\nHost: "+addr+"\r\nAccept: text/event-stream\r\n\r\n")
 	status, err := bufio.NewReader(c).ReadString('\n')
 	if err != nil || !strings.HasPrefix(status, "HTTP/1.1 200") {
 		t.Fatalf("SSE stream: %q, %v", status, err)
@@ -37,14 +44,9 @@ func holdStream(t *testing.T, addr, channel string) net.Conn {
 // once the handler is reading it: net/http answers 100 Continue then.
 func holdPublish(t *testing.T, addr, channel string) net.Conn {
 	t.Helper()
-	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
+	c := dialRaw(t, addr)
 	_, _ = io.WriteString(c, "POST /channels/"+channel+"/messages HTTP/1.1\r\nHost: "+addr+
 		"\r\nContent-Type: text/plain\r\nContent-Length: 100\r\nExpect: 100-continue\r\n\r\n")
-	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
 	r := bufio.NewReader(c)
 	if status, err := r.ReadString('\n'); err != nil || !strings.HasPrefix(status, "HTTP/1.1 100") {
 		t.Fatalf("publish: %q, %v; want 100 Continue", status, err)
