@@ -280,7 +280,11 @@ func (n *Node) stopServices(ctx context.Context) error {
 	n.stopTLS()
 	err := errors.Join(n.stopRedisExtras(), n.stopPresence(ctx)) // after the streams ended: their disconnections reach the webhooks
 	if n.hub != nil {
-		err = errors.Join(err, n.hub.Close(ctx))
+		if herr := n.hub.Shutdown(ctx); errors.Is(herr, context.DeadlineExceeded) {
+			n.cfg.Logger.Warn("hub: background work still running at the shutdown deadline") // as presence: not a failed stop
+		} else {
+			err = errors.Join(err, herr)
+		}
 	}
 	return errors.Join(err, n.store.Close())
 }
