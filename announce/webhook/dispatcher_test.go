@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -180,7 +182,9 @@ func TestRetriesUntilUp(t *testing.T) {
 		}
 	})
 	t.Run("refused", func(t *testing.T) {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+		// A loopback address of its own, so that nothing else is likely
+		// to take the port between the close and the listen again.
+		l, err := net.Listen("tcp", fmt.Sprintf("127.%d.%d.%d:0", 1+rand.IntN(250), rand.IntN(250), 1+rand.IntN(250)))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -193,7 +197,7 @@ func TestRetriesUntilUp(t *testing.T) {
 		srv := httptest.NewUnstartedServer(rc)
 		srv.Listener.Close()
 		if srv.Listener, err = net.Listen("tcp", addr); err != nil {
-			t.Skipf("port %s taken meanwhile: %v", addr, err)
+			t.Fatalf("listening again on %s: %v", addr, err)
 		}
 		srv.Start()
 		defer srv.Close()
