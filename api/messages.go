@@ -1,9 +1,7 @@
 package api
 
 import (
-	"bytes"
 	"errors"
-	"fmt"
 	"math"
 	"net/http"
 	"strconv"
@@ -96,18 +94,24 @@ func logAfter(ch *announce.Channel, since uint64, limit int) []*announce.Envelop
 	return ch.History(since, limit)
 }
 
-// jsonArray joins the envelopes' encodings into a JSON array.
-func jsonArray(msgs []*announce.Envelope) []byte {
-	var b bytes.Buffer
-	b.WriteByte('[')
+// jsonArray joins the envelopes' encodings into a JSON array, after prefix
+// and before suffix (a JSONP call's parts), in one allocation.
+func jsonArray(prefix string, msgs []*announce.Envelope, suffix string) []byte {
+	n := len(prefix) + 2 + len(msgs) + len(suffix)
+	for _, e := range msgs {
+		n += len(e.JSON)
+	}
+	b := make([]byte, 0, n)
+	b = append(b, prefix...)
+	b = append(b, '[')
 	for i, e := range msgs {
 		if i > 0 {
-			b.WriteByte(',')
+			b = append(b, ',')
 		}
-		b.Write(e.JSON)
+		b = append(b, e.JSON...)
 	}
-	b.WriteByte(']')
-	return b.Bytes()
+	b = append(b, ']')
+	return append(b, suffix...)
 }
 
 // logCallback reads the log's optional ?callback= (JSONP, for announce.js on
@@ -125,8 +129,8 @@ func logCallback(c *gin.Context) (string, bool) {
 // callback the JSONP call of it.
 func logAnswer(h http.Header, callback string, msgs []*announce.Envelope) (string, []byte) {
 	if callback == "" {
-		return "application/json; charset=utf-8", jsonArray(msgs)
+		return "application/json; charset=utf-8", jsonArray("", msgs, "")
 	}
 	h.Set("X-Content-Type-Options", "nosniff")
-	return "application/javascript; charset=utf-8", fmt.Appendf(nil, "/**/%s(%s);", callback, jsonArray(msgs))
+	return "application/javascript; charset=utf-8", jsonArray("/**/"+callback+"(", msgs, ");")
 }
