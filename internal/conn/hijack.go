@@ -3,9 +3,13 @@ package conn
 import (
 	"bufio"
 	"bytes"
-	"fmt"
 	"net"
 	"net/http"
+	"net/textproto"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -80,14 +84,53 @@ func WantsClose(r *http.Request) bool {
 	return r.Close || r.ProtoMajor == 1 && r.ProtoMinor == 0
 }
 
-// AppendHead appends an HTTP/1.1 status line, Date and h, and the blank line.
+// AppendHead appends an HTTP/1.1 status line, Date and h (sorted, values
+// written as http.Header.Write does), and the blank line.
 func AppendHead(b []byte, status int, h http.Header) []byte {
-	b = fmt.Appendf(b, "HTTP/1.1 %d %s\r\n", status, http.StatusText(status))
-	b = append(b, "Date: "...)
-	b = time.Now().UTC().AppendFormat(b, http.TimeFormat)
+	b = append(b, "HTTP/1.1 "...)
+	b = strconv.AppendInt(b, int64(status), 10)
+	b = append(b, ' ')
+	b = append(b, http.StatusText(status)...)
+	b = append(b, "\r\nDate: "...)
+	b = append(b, httpDate()...)
 	b = append(b, "\r\n"...)
-	var buf bytes.Buffer
-	_ = h.Write(&buf)
-	b = append(b, buf.Bytes()...)
+	var stack [16]string
+	keys := stack[:0]
+	for k := range h {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		for _, v := range h[k] {
+			if strings.ContainsAny(v, "\r\n") {
+				v = headerNewlineToSpace.Replace(v)
+			}
+			b = append(b, k...)
+			b = append(b, ": "...)
+			b = append(b, textproto.TrimString(v)...)
+			b = append(b, "\r\n"...)
+		}
+	}
 	return append(b, "\r\n"...)
+}
+
+var headerNewlineToSpace = strings.NewReplacer("\n", " ", "\r", " ")
+
+// date caches the Date header's value, formatted once a second: every
+// answer of a fan-out would otherwise format the same second again.
+var date atomic.Pointer[cachedDate]
+
+type cachedDate struct {
+	unix  int64
+	value string
+}
+
+func httpDate() string {
+	now := time.Now()
+	if d := date.Load(); d != nil && d.unix == now.Unix() {
+		return d.value
+	}
+	d := &cachedDate{unix: now.Unix(), value: now.UTC().Format(http.TimeFormat)}
+	date.Store(d)
+	return d.value
 }
