@@ -39,7 +39,11 @@ func setCookieCursor(h http.Header, channel string, id uint64) {
 
 // parseSeconds parses a wait in seconds (fractions allowed), capped at max.
 func parseSeconds(s string, max time.Duration) (time.Duration, bool) {
-	f, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
+	s = strings.TrimSpace(s)
+	if d, ok := wholeSeconds(s); ok { // every client's ?wait=30 skips ParseFloat
+		return min(d, max), true
+	}
+	f, err := strconv.ParseFloat(s, 64)
 	if err != nil || f < 0 || math.IsNaN(f) || math.IsInf(f, 0) {
 		return 0, false
 	}
@@ -47,6 +51,23 @@ func parseSeconds(s string, max time.Duration) (time.Duration, bool) {
 		return max, true
 	}
 	return time.Duration(f * float64(time.Second)), true
+}
+
+// wholeSeconds parses up to nine digits as seconds (exact as a float, so
+// parseSeconds answers as ParseFloat would); false for anything else.
+func wholeSeconds(s string) (time.Duration, bool) {
+	if s == "" || len(s) > 9 {
+		return 0, false
+	}
+	var n int64
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return time.Duration(n) * time.Second, true
 }
 
 // validCallback reports whether name is a JSONP callback: dotted JavaScript
