@@ -39,8 +39,8 @@ func (w *Watch) FD() int { return w.fd }
 func (w *Watch) Rearm() error { return w.p.rearm(w) }
 
 // Stop ends the watch; no callback starts after it returns. Stop before
-// closing the connection, so that its descriptor, once reused, is not
-// watched under the old key. Safe to call more than once.
+// closing or handing back the connection: nothing is called back for it
+// afterwards, under this key. Safe to call more than once.
 func (w *Watch) Stop() { w.p.stop(w) }
 
 var (

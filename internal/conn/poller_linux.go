@@ -11,7 +11,8 @@ import (
 // one goroutine. Registrations are one-shot (EPOLLONESHOT): a callback
 // runs once per Rearm, so a handler never races a second callback for the
 // same connection. Events carry a registration key, not the descriptor, so
-// an event for a closed and reused descriptor finds nothing.
+// an event for a stopped watch, or a closed and reused descriptor, finds
+// nothing.
 type Poller struct {
 	epfd int
 	wake int // an eventfd: written by Close to end the wait
@@ -63,11 +64,28 @@ func (p *Poller) Watch(conn net.Conn, onReadable func()) (*Watch, error) {
 	}
 	p.next++
 	w := &Watch{p: p, conn: conn, fd: fd, key: p.next, onReadable: onReadable}
-	if err := unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, fd, p.event(w)); err != nil {
+	if err := p.register(w); err != nil {
 		return nil, err
 	}
 	p.watches[w.key] = w
 	return w, nil
+}
+
+// register arms w's descriptor under w's key. Stop leaves a descriptor
+// registered (a long-poll's connection is watched again on the client's
+// next poll, and a deregistration per answer costs a system call), so a
+// descriptor watched before is re-armed with MOD, a new one added. The
+// kernel finds a registration by descriptor and open file together and
+// drops it when the file's last descriptor closes: a reused descriptor
+// number is a new file, so MOD fails with ENOENT and it is added afresh.
+// A registration outliving its Watch (the file kept open by a dup) can
+// only report its old key once (one-shot), which finds no watch.
+func (p *Poller) register(w *Watch) error {
+	err := unix.EpollCtl(p.epfd, unix.EPOLL_CTL_MOD, w.fd, p.event(w))
+	if err == unix.ENOENT {
+		err = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, w.fd, p.event(w))
+	}
+	return err
 }
 
 func (p *Poller) event(w *Watch) *unix.EpollEvent {
@@ -99,10 +117,7 @@ func (p *Poller) stop(w *Watch) {
 		return
 	}
 	w.stopped = true
-	delete(p.watches, w.key)
-	if !p.closed && w.peek == nil {
-		_ = unix.EpollCtl(p.epfd, unix.EPOLL_CTL_DEL, w.fd, nil)
-	}
+	delete(p.watches, w.key) // the registration stays (register): its key now finds nothing
 }
 
 // Close stops the poller; callbacks already running finish.
