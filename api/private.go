@@ -70,7 +70,7 @@ func accessOf(c *gin.Context) access {
 // guardObserve admits an observer of a private channel only with a valid
 // token for it (or the publish key), and records what the credential allows.
 func (s *Server) guardObserve(c *gin.Context) {
-	a, err := s.observeAccess(c.Request, channelOf(c))
+	a, err := s.observeAccess(c, channelOf(c))
 	if err != nil {
 		failAuth(c, err)
 		return
@@ -82,8 +82,8 @@ func (s *Server) guardObserve(c *gin.Context) {
 // ?token=, else Authorization: Bearer (a token, or the publish key). A
 // private channel needs one; on a public channel one is optional but, when
 // given as a token, must be valid (it may grant publishing).
-func (s *Server) observeAccess(r *http.Request, channel string) (access, error) {
-	cred, fromHeader := credential(r)
+func (s *Server) observeAccess(c *gin.Context, channel string) (access, error) {
+	cred, fromHeader := credential(c)
 	if fromHeader && s.cfg.PublishKey != "" && s.checkKey(cred) == nil {
 		return access{publish: true}, nil // the key holder may mint any token anyway
 	}
@@ -103,12 +103,13 @@ func (s *Server) observeAccess(r *http.Request, channel string) (access, error) 
 	return access{expires: claims.Expires(), publish: claims.Publish, holder: claims.Name()}, nil
 }
 
-// credential returns ?token=, else the value of Authorization: Bearer.
-func credential(r *http.Request) (cred string, fromHeader bool) {
-	if t := r.URL.Query().Get("token"); t != "" {
+// credential returns ?token=, else the value of Authorization: Bearer. The
+// query is gin's, parsed once for the whole request.
+func credential(c *gin.Context) (cred string, fromHeader bool) {
+	if t := c.Query("token"); t != "" {
 		return t, false
 	}
-	if b, ok := bearer(r.Header.Get("Authorization")); ok {
+	if b, ok := bearer(c.GetHeader("Authorization")); ok {
 		return b, true
 	}
 	return "", false
@@ -213,7 +214,7 @@ const sseTokenExpired = "event: error\ndata: {\"event\":\"error\",\"error\":\"to
 // guardPage applies guardObserve's rule to the server-rendered demo pages,
 // which show the channel's current message.
 func (s *Server) guardPage(c *gin.Context, channel string) bool {
-	if _, err := s.observeAccess(c.Request, channel); err != nil {
+	if _, err := s.observeAccess(c, channel); err != nil {
 		failAuth(c, err)
 		return false
 	}
