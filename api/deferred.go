@@ -64,7 +64,10 @@ func (d *deferredAnswer) deferAnswer(c *gin.Context, ch *announce.Channel, timeo
 		return false
 	}
 	d.ch, d.answer, d.done, d.ahead = ch, answer, done, ahead
-	d.header = c.Writer.Header().Clone()
+	// The map is the answer's own from now on: after the hijack neither
+	// net/http nor gin touches it, and no middleware sets headers after
+	// the handler (bodyDeadline, the one that runs on, does not).
+	d.header = c.Writer.Header()
 	d.close = conn.WantsClose(c.Request)
 	d.After(timeout, conn.WakeTimeout)
 	d.Start(hijacked)
