@@ -202,3 +202,29 @@ func TestSentinelPublishesOnlyReplicated(t *testing.T) {
 		t.Fatalf("published watermark %d %v, want %d", w, err, three.ID)
 	}
 }
+
+// BenchmarkAppendLatency is one publisher's append after another, on one
+// Redis and on Sentinel, where each append adds WAIT 1 for the replica and
+// the publishing script's round trip: ns/op is the latency.
+func BenchmarkAppendLatency(b *testing.B) {
+	for _, mode := range []string{"redis", "sentinel"} {
+		b.Run(mode, func(b *testing.B) {
+			url := "redis://" + testenv.Redis(b)
+			if mode == "sentinel" {
+				url = testenv.StartSentinel(b).URL
+			}
+			st, err := redis.Open(redis.Config{URL: url, Prefix: uniquePrefix()})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { _ = st.Close() })
+			ctx := context.Background()
+			b.ResetTimer()
+			for b.Loop() {
+				if _, err := st.Append(ctx, "bench", "a message of some length", time.Now()); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
