@@ -205,11 +205,12 @@ func TestSentinelPublishesOnlyReplicated(t *testing.T) {
 
 // BenchmarkAppendLatency is one publisher's append after another, on one
 // Redis and on Sentinel, where each append adds WAIT 1 for the replica and
-// the publishing script's round trip: ns/op is the latency.
+// the publishing script's round trip: ns/op is the latency. Every server
+// runs appendonly yes, appendfsync always, as the Sentinel setup does.
 func BenchmarkAppendLatency(b *testing.B) {
 	for _, mode := range []string{"redis", "sentinel"} {
 		b.Run(mode, func(b *testing.B) {
-			url := "redis://" + testenv.Redis(b)
+			url := "redis://" + testenv.StartRedisWith(b, testenv.RedisOptions{AppendOnly: true}).Addr
 			if mode == "sentinel" {
 				url = testenv.StartSentinel(b).URL
 			}

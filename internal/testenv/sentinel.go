@@ -28,8 +28,15 @@ type Sentinel struct {
 	// URL is the --redis URL reaching the master through the sentinels.
 	URL string
 
-	t testing.TB
+	t    testing.TB
+	logs []*syncBuffer // the sentinels' output, for a failure's message
 }
+
+// failoverTimeout bounds a failover's wait for a new master. A sentinel
+// that finds no replica good enough (one back a moment ago, not yet
+// re-checked) aborts and tries again after twice its failover-timeout
+// (8 s here), so a failover may take a few attempts on a loaded machine.
+const failoverTimeout = 2 * time.Minute
 
 // StartSentinel starts the setup, waits until every sentinel knows the
 // replica and the other sentinels, and stops it all when the test ends. It
@@ -54,7 +61,9 @@ func StartSentinel(t testing.TB) *Sentinel {
 		return strings.Contains(info, "master_link_status:up"), err
 	})
 	for range 3 {
-		s.Sentinels = append(s.Sentinels, startSentinelProcess(t, bin, master.Addr))
+		addr, out := startSentinelProcess(t, bin, master.Addr)
+		s.Sentinels = append(s.Sentinels, addr)
+		s.logs = append(s.logs, out)
 	}
 	s.URL = "redis+sentinel://" + s.Sentinels[0] + "/0?master_name=" + SentinelMaster +
 		"&addr=" + s.Sentinels[1] + "&addr=" + s.Sentinels[2]
@@ -101,25 +110,33 @@ func (s *Sentinel) Server(addr string) *RedisServer {
 }
 
 // Failover forces a failover (SENTINEL FAILOVER) and waits until the other
-// data server is master, and the old one its replica.
+// data server is master, and the old one its replica. A sentinel may
+// refuse the command (INPROG, NOGOODSLAVE right after a previous
+// failover) or accept it and then abort, having found no good replica:
+// it is asked again until a new master is named.
 func (s *Sentinel) Failover() {
 	s.t.Helper()
 	old := s.Master()
 	c := sentinelClient(s.Sentinels[0])
 	defer c.Close()
-	// Right after a previous failover the sentinel may refuse with
-	// "INPROG" or "NOGOODSLAVE" until the replica has synced: retry.
-	waitUntil(s.t, "SENTINEL FAILOVER to be accepted", func() (bool, error) {
+	s.waitFor("SENTINEL FAILOVER to name a new master", func() (bool, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
 		err := c.Failover(ctx, SentinelMaster).Err()
-		return err == nil, err
+		cancel()
+		if err != nil {
+			time.Sleep(500 * time.Millisecond)
+			return false, err
+		}
+		deadline := time.Now().Add(20 * time.Second)
+		for time.Now().Before(deadline) {
+			if ok, err := s.promoted(old); ok || err != nil {
+				return ok, err
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		return false, fmt.Errorf("accepted, but %s is still master after 20 s", old)
 	})
-	s.waitNewMaster(old)
-	waitUntil(s.t, "the old master to replicate the new one", func() (bool, error) {
-		info, err := redisInfo(old, "replication")
-		return strings.Contains(info, "role:slave") && strings.Contains(info, "master_link_status:up"), err
-	})
+	s.waitReplicating(old)
 }
 
 // KillMaster kills the master (SIGKILL), waits until the sentinels have
@@ -130,27 +147,51 @@ func (s *Sentinel) KillMaster() {
 	old := s.Master()
 	srv := s.Server(old)
 	srv.Stop()
-	s.waitNewMaster(old)
+	s.waitFor("a new master", func() (bool, error) { return s.promoted(old) })
 	srv.Start()
-	waitUntil(s.t, "the old master to replicate the new one", func() (bool, error) {
-		info, err := redisInfo(old, "replication")
+	s.waitReplicating(old)
+}
+
+// promoted reports whether the sentinels name a master other than old
+// and it says it is one.
+func (s *Sentinel) promoted(old string) (bool, error) {
+	now := s.Master()
+	if now == old {
+		return false, nil
+	}
+	info, err := redisInfo(now, "replication")
+	return strings.Contains(info, "role:master"), err
+}
+
+// waitReplicating waits until the data server at addr replicates a master.
+func (s *Sentinel) waitReplicating(addr string) {
+	s.t.Helper()
+	s.waitFor("the old master to replicate the new one", func() (bool, error) {
+		info, err := redisInfo(addr, "replication")
 		return strings.Contains(info, "role:slave") && strings.Contains(info, "master_link_status:up"), err
 	})
 }
 
-func (s *Sentinel) waitNewMaster(old string) {
+// waitFor polls cond for up to failoverTimeout, failing the test with the
+// end of a sentinel's log.
+func (s *Sentinel) waitFor(what string, cond func() (bool, error)) {
 	s.t.Helper()
-	waitUntil(s.t, "a new master", func() (bool, error) {
-		now := s.Master()
-		if now == old {
-			return false, nil
+	deadline := time.Now().Add(failoverTimeout)
+	for {
+		ok, err := cond()
+		if ok {
+			return
 		}
-		info, err := redisInfo(now, "replication")
-		return strings.Contains(info, "role:master"), err
-	})
+		if time.Now().After(deadline) {
+			log := s.logs[0].String()
+			s.t.Fatalf("testenv: waited %v for %s (last error: %v); sentinel log ends:\n%s",
+				failoverTimeout, what, err, log[max(0, len(log)-3000):])
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
-func startSentinelProcess(t testing.TB, bin, master string) string {
+func startSentinelProcess(t testing.TB, bin, master string) (string, *syncBuffer) {
 	t.Helper()
 	host, port, _ := strings.Cut(master, ":")
 	var lastErr error
@@ -178,12 +219,12 @@ func startSentinelProcess(t testing.TB, bin, master string) string {
 		})
 		addr := "127.0.0.1:" + strconv.Itoa(sport)
 		if lastErr = waitForPing(addr, p); lastErr == nil {
-			return addr
+			return addr, out
 		}
 		lastErr = fmt.Errorf("%w\nits output:\n%s", lastErr, out.String())
 	}
 	t.Fatalf("testenv: redis-sentinel did not come up: %v", lastErr)
-	return ""
+	return "", nil
 }
 
 func sentinelClient(addr string) *redis.SentinelClient {
