@@ -340,7 +340,7 @@ func (s *Store) Fire(ctx context.Context, f announce.Firing) (announce.Message, 
 		expID, expScore, expTail}
 	var id int64
 	if s.confirm {
-		id, err = s.fireHeld(ctx, f.Channel, keys, args...)
+		id, err = s.appendHeld(ctx, heldFireScript, f.Channel, keys, args...)
 	} else {
 		id, err = script.Run(ctx, s.client, keys, args...).Int64()
 	}

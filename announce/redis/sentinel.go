@@ -114,24 +114,13 @@ func (s *Store) evalConfirmed(ctx context.Context, script *goredis.Script, keys 
 	return n, err
 }
 
-// appendHeld is Append's step on Sentinel: store (no PUBLISH) with WAIT 1,
-// then publish. A node that dies between the two leaves a stored,
-// replicated message that nobody saw and nobody was told about; the next
-// publish of the channel, or the next read that reaches it, publishes it.
-func (s *Store) appendHeld(ctx context.Context, channel string, keys []string, args ...any) (int64, error) {
-	id, err := s.evalConfirmed(ctx, heldAppendScript, keys, args...)
-	if err != nil || id <= 0 {
-		return id, err
-	}
-	if err := s.publishHeld(ctx, channel, uint64(id)); err != nil {
-		return 0, fmt.Errorf("id %d is stored and replicated, publishing it: %w", id, err)
-	}
-	return id, nil
-}
-
-// fireHeld is Fire's step on Sentinel, as appendHeld is Append's.
-func (s *Store) fireHeld(ctx context.Context, channel string, keys []string, args ...any) (int64, error) {
-	id, err := s.evalConfirmed(ctx, heldFireScript, keys, args...)
+// appendHeld is Append's step on Sentinel (and, with heldFireScript,
+// Fire's): the script stores (no PUBLISH) with WAIT 1, then the entry is
+// published. A node that dies between the two leaves a stored, replicated
+// message that nobody saw and nobody was told about; the next publish of
+// the channel, or the next read that reaches it, publishes it.
+func (s *Store) appendHeld(ctx context.Context, script *goredis.Script, channel string, keys []string, args ...any) (int64, error) {
+	id, err := s.evalConfirmed(ctx, script, keys, args...)
 	if err != nil || id <= 0 {
 		return id, err
 	}

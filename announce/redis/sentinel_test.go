@@ -23,11 +23,7 @@ import (
 func TestSentinelReplayWaitsForTheReplica(t *testing.T) {
 	s := testenv.StartSentinel(t)
 	prefix := uniquePrefix()
-	st, err := redis.Open(redis.Config{URL: s.URL, Prefix: prefix})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = st.Close() })
+	st := openSentinelStore(t, s, prefix)
 	idem := st.Idempotency(0)
 	replica := s.Redis[0]
 	if replica.Addr == s.Master() {
@@ -48,7 +44,7 @@ func TestSentinelReplayWaitsForTheReplica(t *testing.T) {
 	}()
 	// The master still takes writes for min-replicas-max-lag (2 s) after
 	// the replica's last ack, so this append runs and only its WAIT fails.
-	_, _, err = idem.Do(ctx, "ch", "k", "hello", publisher(st, "ch", "hello", &runs))
+	_, _, err := idem.Do(ctx, "ch", "k", "hello", publisher(st, "ch", "hello", &runs))
 	if !errors.Is(err, announce.ErrUnavailable) {
 		t.Fatalf("publish with the replica frozen: %v, want unavailable", err)
 	}
@@ -88,6 +84,17 @@ func TestSentinelReplayWaitsForTheReplica(t *testing.T) {
 	}
 }
 
+// openSentinelStore opens a store with prefix on s, closed when t ends.
+func openSentinelStore(t testing.TB, s *testenv.Sentinel, prefix string) *redis.Store {
+	t.Helper()
+	st, err := redis.Open(redis.Config{URL: s.URL, Prefix: prefix})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	return st
+}
+
 // The store's contract holds on Sentinel, where writes wait for the
 // replica and reads stop at the published watermark.
 func TestSentinelStoreConformance(t *testing.T) {
@@ -114,11 +121,7 @@ func TestSentinelStoreConformance(t *testing.T) {
 func TestSentinelPublishesOnlyReplicated(t *testing.T) {
 	s := testenv.StartSentinel(t)
 	prefix := uniquePrefix()
-	st, err := redis.Open(redis.Config{URL: s.URL, Prefix: prefix})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = st.Close() })
+	st := openSentinelStore(t, s, prefix)
 	master := rawClient(t, s.Master())
 	replica := s.Redis[0]
 	if replica.Addr == s.Master() {
@@ -184,6 +187,7 @@ func TestSentinelPublishesOnlyReplicated(t *testing.T) {
 
 	var three announce.Message
 	testenv.WaitFor(t, 30*time.Second, "an append to succeed with the replica back", func() bool {
+		var err error
 		three, err = st.Append(ctx, "ch", "three", time.Now())
 		return err == nil
 	})
@@ -210,15 +214,12 @@ func TestSentinelPublishesOnlyReplicated(t *testing.T) {
 func BenchmarkAppendLatency(b *testing.B) {
 	for _, mode := range []string{"redis", "sentinel"} {
 		b.Run(mode, func(b *testing.B) {
-			url := "redis://" + testenv.StartRedisWith(b, testenv.RedisOptions{AppendOnly: true}).Addr
+			var st *redis.Store
 			if mode == "sentinel" {
-				url = testenv.StartSentinel(b).URL
+				st = openSentinelStore(b, testenv.StartSentinel(b), uniquePrefix())
+			} else {
+				st = openStore(b, testenv.StartRedisWith(b, testenv.RedisOptions{AppendOnly: true}).Addr, redis.Config{})
 			}
-			st, err := redis.Open(redis.Config{URL: url, Prefix: uniquePrefix()})
-			if err != nil {
-				b.Fatal(err)
-			}
-			b.Cleanup(func() { _ = st.Close() })
 			ctx := context.Background()
 			b.ResetTimer()
 			for b.Loop() {

@@ -143,7 +143,7 @@ func (s *Store) runAppend(ctx context.Context, channel string, keys []string, ar
 	case s.cluster:
 		return shardedAppendScript.Run(ctx, s.client, keys, args...).Int64()
 	case s.confirm:
-		return s.appendHeld(ctx, channel, keys, args...)
+		return s.appendHeld(ctx, heldAppendScript, channel, keys, args...)
 	}
 	return appendScript.Run(ctx, s.client, keys, args...).Int64()
 }
