@@ -44,7 +44,8 @@
 // # Atomicity and order
 //
 // Append is one Lua script: INCR the id, build the message JSON, RPUSH and
-// LTRIM the history and PUBLISH the JSON. Redis runs scripts one at a time,
+// LTRIM the history and PUBLISH the JSON (on Sentinel the PUBLISH comes in
+// a second script, once a replica has the message; see Sentinel). Redis runs scripts one at a time,
 // so ids, history order and pub/sub order are the same sequence on every
 // node. The JSON is byte-identical to encoding/json's encoding of
 // announce.Message: Go encodes the message with id 0 and the script only
