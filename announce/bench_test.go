@@ -14,7 +14,7 @@ func benchHub(b *testing.B) *announce.Hub {
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(func() { h.Close(context.Background()) })
+	b.Cleanup(func() { h.Shutdown(context.Background()) })
 	return h
 }
 

@@ -2,6 +2,7 @@ package announce
 
 import (
 	"context"
+	"time"
 )
 
 // The channel cache: a channel is kept in memory while it has observers,
@@ -12,7 +13,8 @@ import (
 // caches nothing, so reads of made-up names cost no memory.
 
 // lru is a shard's channels, most recently used first, linked through the
-// channels themselves. Guarded by the shard's mu.
+// channels themselves. It has no lock of its own: it is guarded by the
+// shard's mu, held for every call of its methods.
 type lru struct {
 	head, tail *Channel
 	n, cap     int
@@ -61,9 +63,10 @@ func (l *lru) touch(c *Channel) {
 // admission little; those it steps over move to the front.
 const evictScan = 16
 
-// admit adds c, just put in s.channels, to the lru and evicts what the cap
-// leaves no room for. It returns the names evicted. Requires s.mu.
-func (s *shard) admit(c *Channel) []string {
+// admitLocked adds c, just put in s.channels, to the lru and evicts what
+// the cap leaves no room for. It returns the names evicted. Requires s.mu
+// held.
+func (s *shard) admitLocked(c *Channel) []string {
 	s.lru.pushFront(c)
 	var gone []string
 	for scanned := 0; s.lru.n > s.lru.cap && scanned < evictScan; scanned++ {
@@ -71,44 +74,61 @@ func (s *shard) admit(c *Channel) []string {
 		if old == c {
 			break
 		}
-		if !old.evict() {
+		if !old.evictLocked() {
 			s.lru.touch(old) // observed (or busy): never evicted
 			continue
 		}
-		s.remove(old)
+		s.removeLocked(old)
 		gone = append(gone, old.name)
 	}
 	return gone
 }
 
-// remove takes c out of the shard. Requires s.mu.
-func (s *shard) remove(c *Channel) {
+// removeLocked takes c out of the shard. Requires s.mu held.
+func (s *shard) removeLocked(c *Channel) {
 	if s.channels[c.name] == c {
 		delete(s.channels, c.name)
 	}
 	s.lru.unlink(c)
 }
 
-// evict marks c evicted when nothing holds it: no observer, nothing pending
-// or being filled, loaded. Requires the shard's mu.
-func (c *Channel) evict() bool {
-	select {
-	case <-c.ready:
-	default:
+// evictLocked marks c evicted, and reports so, when nothing holds it: no
+// observer, nothing pending or being filled, loaded, and (with idle > 0)
+// no observer for idle until now. Requires the shard's mu held (the caller
+// takes c out of the shard); takes c.mu.
+func (c *Channel) evictLocked() bool { return c.evictIdleLocked(time.Time{}, 0) }
+
+// evictIdleLocked is evictLocked for a channel unobserved for idle at now.
+// Requires the shard's mu held; takes c.mu.
+func (c *Channel) evictIdleLocked(now time.Time, idle time.Duration) bool {
+	if !c.isLoaded() {
 		return false
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !c.unusedLocked() {
+	if !c.unusedLocked() || idle > 0 && now.Sub(c.idleSince) < idle {
 		return false
 	}
 	c.evicted = true
 	return true
 }
 
-// unusedLocked reports whether c could go from the cache. Requires c.mu.
+// evictEmptyLocked is evictLocked for a channel that holds no message.
+// Requires the shard's mu held; takes c.mu.
+func (c *Channel) evictEmptyLocked() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.unusedLocked() || c.seq.current.ID != 0 {
+		return false
+	}
+	c.evicted = true
+	return true
+}
+
+// unusedLocked reports whether c could go from the cache. Requires c.mu
+// held.
 func (c *Channel) unusedLocked() bool {
-	return c.current != nil && len(c.observers) == 0 && len(c.pending) == 0 && !c.filling && !c.evicted
+	return c.seq.current != nil && len(c.observers) == 0 && !c.seq.busyLocked() && !c.evicted
 }
 
 // dropEmpty takes c out of the cache if it is still unused and empty.
@@ -119,13 +139,10 @@ func (h *Hub) dropEmpty(c *Channel) {
 		s.mu.Unlock()
 		return
 	}
-	c.mu.Lock()
-	ok := c.unusedLocked() && c.current.ID == 0
+	ok := c.evictEmptyLocked()
 	if ok {
-		c.evicted = true
-		s.remove(c)
+		s.removeLocked(c)
 	}
-	c.mu.Unlock()
 	s.mu.Unlock()
 	if ok && h.broker != nil {
 		go h.unwatchEvicted([]string{c.name}) // may wait on the network
@@ -145,7 +162,7 @@ func (h *Hub) Read(ctx context.Context, name string) (*Channel, error) {
 	}
 	s := h.shard(name)
 	s.mu.Lock()
-	c, ok := s.channels[name]
+	_, ok := s.channels[name]
 	s.mu.Unlock()
 	if ok {
 		return h.Channel(ctx, name) // waits for its load and marks it used
@@ -157,10 +174,7 @@ func (h *Hub) Read(ctx context.Context, name string) (*Channel, error) {
 	if cur.ID > 0 {
 		return h.Channel(ctx, name)
 	}
-	c = &Channel{name: name, hub: h, ready: make(chan struct{}), evicted: true}
-	close(c.ready)
-	c.load(nil)
-	return c, nil
+	return detachedChannel(h, name), nil
 }
 
 // CachedChannels counts the channels held in memory.
@@ -173,4 +187,14 @@ func (h *Hub) CachedChannels() int {
 		s.mu.Unlock()
 	}
 	return n
+}
+
+// detachedChannel returns an empty, loaded channel that is in no cache:
+// what Read answers for a channel that holds nothing.
+func detachedChannel(h *Hub, name string) *Channel {
+	c := newChannel(h, name)
+	c.evicted = true // before anyone else can see c
+	c.load(nil)
+	c.loaded(nil)
+	return c
 }

@@ -10,6 +10,23 @@
 //     whose queue is full is closed with ErrSlowConsumer.
 //   - Subscribe registers an observer and reads its replay under one lock,
 //     so no message falls between replay and live delivery and none comes twice.
-//   - The Store assigns ids; a Channel applies messages strictly in id order,
-//     buffering early arrivals and filling gaps from the Store.
+//   - The Store assigns ids; a Channel's sequencer applies messages strictly
+//     in id order, buffering early arrivals and filling gaps from the Store
+//     (sequencer.go).
+//
+// Locks, in the order they may be taken (never the other way round):
+//
+//	Hub shard mu  →  Channel.mu  →  Observer.mu
+//
+// A shard's lock guards its channel map and lru; it is held only to find,
+// add, evict or remove a channel. Channel.mu guards the channel's state,
+// its sequencer's and its observers' place in its registry. Observer.mu
+// guards the observer's queue. None of these is held across a Store or
+// Broker call. The hub's channel count lock (limits) is held across the
+// store's count, so that one caller reads it; it, MemoryStore.mu and
+// MemoryIdempotency.mu take no other lock.
+//
+// Convention: a function whose name ends in Locked is called with the lock
+// its comment names held ("Requires c.mu held."); it never takes that lock
+// itself. A field says which lock guards it ("guarded by mu").
 package announce

@@ -15,10 +15,3 @@ var (
 	ErrSlowConsumer = errors.New("slow consumer")
 	ErrShutdown     = errors.New("server shutting down")
 )
-
-// Defaults shared by the stores and the hub.
-const (
-	DefaultHistory    = 100
-	DefaultMaxMessage = 64 << 10
-	DefaultQueue      = 256
-)

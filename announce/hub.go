@@ -10,28 +10,6 @@ import (
 	"time"
 )
 
-// Config configures a Hub. Zero fields take the defaults.
-type Config struct {
-	Store      Store // required
-	History    int   // messages kept per channel (DefaultHistory)
-	MaxMessage int   // largest content in bytes (DefaultMaxMessage)
-	Queue      int   // an observer's queue limit (DefaultQueue)
-	// Broker, when set, is built with the hub as its sink and carries
-	// messages between nodes.
-	Broker func(BrokerSink) (Broker, error)
-	// IdleTimeout is how long a channel without observers stays cached (1m).
-	IdleTimeout time.Duration
-	Logger      *slog.Logger
-	// SchedulePoll is how often the scheduler looks for schedules made on
-	// other nodes (DefaultSchedulePoll); MaxScheduled caps a channel's
-	// schedules (DefaultMaxScheduled). Both matter only when Store is a
-	// ScheduleStore (schedule.go).
-	SchedulePoll time.Duration
-	MaxScheduled int
-	// Limits bound what clients can make the hub hold (limits.go).
-	Limits Limits
-}
-
 // Hub holds the channels by name and publishes through the Store.
 type Hub struct {
 	store      Store
@@ -51,14 +29,18 @@ type Hub struct {
 	shards [32]shard
 
 	closed    atomic.Bool
-	stop      chan struct{}
-	janitorWG sync.WaitGroup
+	ctx       context.Context // cancelled by Shutdown: ends the periodic jobs and fills
+	cancel    context.CancelFunc
+	janitorWG sync.WaitGroup // the periodic jobs (every)
+	stopped   chan struct{}  // closed when Shutdown's waiting is over
+	stopErr   error          // written before stopped is closed
 }
 
+// shard is one of the hub's locks over the channels by name.
 type shard struct {
 	mu       sync.Mutex
-	channels map[string]*Channel
-	lru      lru // the channels, most recently used first (cache.go)
+	channels map[string]*Channel // guarded by mu
+	lru      lru                 // the channels, most recently used first (cache.go); guarded by mu
 }
 
 // Stats are the hub's running counters, read by the metrics endpoint.
@@ -90,31 +72,31 @@ func NewHub(cfg Config) (*Hub, error) {
 	if cfg.Store == nil {
 		return nil, errors.New("announce: Config.Store is required")
 	}
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
 	h := &Hub{
 		store:      cfg.Store,
-		history:    positive(cfg.History, DefaultHistory),
-		maxMessage: positive(cfg.MaxMessage, DefaultMaxMessage),
-		queue:      positive(cfg.Queue, DefaultQueue),
+		history:    cfg.History,
+		maxMessage: cfg.MaxMessage,
+		queue:      cfg.Queue,
 		idle:       cfg.IdleTimeout,
-		gapGrace:   200 * time.Millisecond,
+		gapGrace:   defaultGapGrace,
 		log:        cfg.Logger,
+		limits:     cfg.Limits,
 		seed:       maphash.MakeSeed(),
-		stop:       make(chan struct{}),
+		stopped:    make(chan struct{}),
 	}
-	if h.idle <= 0 {
-		h.idle = time.Minute
-	}
-	if h.log == nil {
-		h.log = slog.New(slog.DiscardHandler)
-	}
-	h.limits = cfg.Limits.withDefaults()
 	for i := range h.shards {
 		h.shards[i].channels = make(map[string]*Channel)
 		h.shards[i].lru.init(h.limits.shardCap(i, len(h.shards)))
 	}
+	h.ctx, h.cancel = context.WithCancel(context.Background())
 	if cfg.Broker != nil {
 		b, err := cfg.Broker(h)
 		if err != nil {
+			h.cancel()
 			return nil, err
 		}
 		h.broker = b
@@ -123,7 +105,7 @@ func NewHub(cfg Config) (*Hub, error) {
 	if h.limits.ChannelTTL > 0 {
 		// Every quarter of the TTL, at most every minute.
 		h.every(min(max(h.limits.ChannelTTL/4, 10*time.Millisecond), time.Minute), func(now time.Time) {
-			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			ctx, cancel := context.WithTimeout(h.ctx, 30*time.Second)
 			defer cancel()
 			h.expireIdle(ctx, now)
 		})
@@ -132,13 +114,6 @@ func NewHub(cfg Config) (*Hub, error) {
 		h.sched = newScheduler(h, st, cfg.SchedulePoll, cfg.MaxScheduled)
 	}
 	return h, nil
-}
-
-func positive(v, def int) int {
-	if v > 0 {
-		return v
-	}
-	return def
 }
 
 // Stats returns the hub's counters.
@@ -175,28 +150,23 @@ func (h *Hub) Channel(ctx context.Context, name string) (*Channel, error) {
 		if ok {
 			s.lru.touch(c)
 		} else {
-			c = &Channel{name: name, hub: h, ready: make(chan struct{})}
+			c = newChannel(h, name)
 			s.channels[name] = c
-			evicted = s.admit(c)
+			evicted = s.admitLocked(c)
 		}
 		s.mu.Unlock()
 		h.unwatchEvicted(evicted)
 		if !ok {
 			return h.loadOrForget(ctx, s, c)
 		}
-		select {
-		case <-c.ready:
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-		if c.err != nil {
-			if ctx.Err() == nil && (errors.Is(c.err, context.Canceled) || errors.Is(c.err, context.DeadlineExceeded)) {
+		if err := c.awaitLoad(ctx); err != nil {
+			if ctx.Err() == nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
 				// The loading caller's own request ended; that is no
 				// reason to fail this one. The failed channel is out of
 				// the map, so try again.
 				continue
 			}
-			return nil, c.err
+			return nil, err
 		}
 		return c, nil
 	}
@@ -207,14 +177,16 @@ func (h *Hub) Channel(ctx context.Context, name string) (*Channel, error) {
 func (h *Hub) loadOrForget(ctx context.Context, s *shard, c *Channel) (*Channel, error) {
 	// This caller loads; the channel is already in the map, so any message
 	// committed after the read below is delivered to it and kept in pending.
-	c.err = h.loadChannel(ctx, c)
-	if c.err != nil {
+	err := h.loadChannel(ctx, c)
+	if err != nil {
 		s.mu.Lock()
-		s.remove(c)
+		s.removeLocked(c)
 		s.mu.Unlock()
+		c.loaded(err)
+		return nil, err
 	}
-	close(c.ready)
-	return c, c.err
+	c.loaded(nil)
+	return c, nil
 }
 
 func (h *Hub) loadChannel(ctx context.Context, c *Channel) error {
@@ -292,8 +264,8 @@ func (h *Hub) Publish(ctx context.Context, name, content string) (*Envelope, err
 		return nil, err
 	}
 	if c := h.lookup(name); c != nil {
-		c.publishing.Add(1)
-		defer c.publishing.Add(-1) // after the delivery below
+		c.startPublish()
+		defer c.endPublish() // after the delivery below
 	}
 	m, err := h.store.Append(ctx, name, content, time.Now().Truncate(time.Microsecond))
 	if err != nil {
@@ -308,7 +280,7 @@ func (h *Hub) Publish(ctx context.Context, name, content string) (*Envelope, err
 }
 
 // every runs task each interval on a goroutine of its own until the hub
-// closes (Close waits for it through janitorWG).
+// shuts down (Shutdown waits for it through janitorWG).
 func (h *Hub) every(interval time.Duration, task func(now time.Time)) {
 	h.janitorWG.Add(1)
 	go func() {
@@ -317,7 +289,7 @@ func (h *Hub) every(interval time.Duration, task func(now time.Time)) {
 		defer t.Stop()
 		for {
 			select {
-			case <-h.stop:
+			case <-h.ctx.Done():
 				return
 			case now := <-t.C:
 				task(now)
@@ -334,18 +306,10 @@ func (h *Hub) evictIdle(now time.Time) {
 		s := &h.shards[i]
 		s.mu.Lock()
 		for name, c := range s.channels {
-			select {
-			case <-c.ready:
-			default:
-				continue
-			}
-			c.mu.Lock()
-			if len(c.observers) == 0 && len(c.pending) == 0 && !c.filling && now.Sub(c.idleSince) >= h.idle {
-				c.evicted = true
-				s.remove(c)
+			if c.evictIdleLocked(now, h.idle) {
+				s.removeLocked(c)
 				gone = append(gone, name)
 			}
-			c.mu.Unlock()
 		}
 		s.mu.Unlock()
 	}
@@ -363,40 +327,59 @@ func (h *Hub) unwatchEvicted(gone []string) {
 		if c := h.lookup(name); c != nil {
 			// A subscriber brought the channel back while we unwatched:
 			// watch it again and recover what the gap may have lost.
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			ctx, cancel := context.WithTimeout(h.ctx, 5*time.Second)
 			if err := h.broker.Watch(ctx, name); err != nil {
 				h.log.Warn("re-watch after eviction failed", "channel", name, "err", err)
 			}
 			cancel()
-			go h.fill(c)
+			go c.fill()
 		}
 	}
 }
 
-// Close stops the hub: new publishes and subscriptions fail with ErrClosed
-// and every observer is closed with ErrShutdown. The store is the caller's.
-// Nothing in it waits, so the context bounds nothing yet.
-func (h *Hub) Close(_ context.Context) error {
-	if h.closed.Swap(true) {
-		return nil
-	}
-	close(h.stop)
-	h.janitorWG.Wait()
-	h.sched.close()
-	for i := range h.shards {
-		s := &h.shards[i]
-		s.mu.Lock()
-		chans := make([]*Channel, 0, len(s.channels))
-		for _, c := range s.channels {
-			chans = append(chans, c)
+// Shutdown stops the hub: new publishes and subscriptions fail with
+// ErrClosed and every observer is closed with ErrShutdown, at once. Then it
+// waits for the hub's jobs (idle eviction, channel TTL, the scheduler's
+// firing) to end and closes the broker; when ctx ends first it returns
+// ctx.Err(), and they go on ending in the background. A later call waits
+// likewise and returns the same. The store is the caller's: close it after.
+func (h *Hub) Shutdown(ctx context.Context) error {
+	if !h.closed.Swap(true) {
+		h.cancel() // the jobs' and fills' store calls end early
+		for i := range h.shards {
+			for _, c := range h.shards[i].snapshot() {
+				c.closeAll(ErrShutdown)
+			}
 		}
-		s.mu.Unlock()
-		for _, c := range chans {
-			c.closeAll(ErrShutdown)
-		}
+		go func() {
+			h.janitorWG.Wait()
+			h.sched.close()
+			if h.broker != nil {
+				h.stopErr = h.broker.Close()
+			}
+			close(h.stopped)
+		}()
 	}
-	if h.broker != nil {
-		return h.broker.Close()
+	select {
+	case <-h.stopped: // first: done in time is done, whatever ctx says now
+		return h.stopErr
+	default:
 	}
-	return nil
+	select {
+	case <-h.stopped:
+		return h.stopErr
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// snapshot returns the shard's channels.
+func (s *shard) snapshot() []*Channel {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	chans := make([]*Channel, 0, len(s.channels))
+	for _, c := range s.channels {
+		chans = append(chans, c)
+	}
+	return chans
 }

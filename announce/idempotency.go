@@ -57,9 +57,9 @@ type MemoryIdempotency struct {
 	cfg IdempotencyConfig
 
 	mu      sync.Mutex
-	entries map[idemKey]*idemEntry
-	order   list.List // of *idemEntry, completed ones only, oldest first
-	bytes   int64
+	entries map[idemKey]*idemEntry // guarded by mu
+	order   list.List              // of *idemEntry, completed ones only, oldest first; guarded by mu
+	bytes   int64                  // of the completed entries; guarded by mu
 }
 
 type idemKey struct{ channel, key string }
@@ -106,7 +106,7 @@ func (m *MemoryIdempotency) Do(ctx context.Context, channel, key, content string
 	k := idemKey{channel, key}
 	for {
 		m.mu.Lock()
-		m.expire(m.cfg.Now())
+		m.expireLocked(m.cfg.Now())
 		e, ok := m.entries[k]
 		if !ok {
 			e = &idemEntry{key: k, done: make(chan struct{})}
@@ -145,7 +145,7 @@ func (m *MemoryIdempotency) lead(ctx context.Context, e *idemEntry, publish func
 			e.size = int64(len(e.env.JSON)+len(e.env.Content)+len(e.key.channel)+len(e.key.key)) + 256
 			e.elem = m.order.PushBack(e)
 			m.bytes += e.size
-			m.trim()
+			m.trimLocked()
 		}
 		close(e.done)
 	}()
@@ -157,25 +157,26 @@ func (m *MemoryIdempotency) lead(ctx context.Context, e *idemEntry, publish func
 	return env, err
 }
 
-// expire forgets keys older than the TTL. Requires m.mu.
-func (m *MemoryIdempotency) expire(now time.Time) {
+// expireLocked forgets keys older than the TTL. Requires m.mu held.
+func (m *MemoryIdempotency) expireLocked(now time.Time) {
 	for f := m.order.Front(); f != nil; f = m.order.Front() {
 		if now.Sub(f.Value.(*idemEntry).at) < m.cfg.TTL {
 			return
 		}
-		m.remove(f.Value.(*idemEntry))
+		m.removeLocked(f.Value.(*idemEntry))
 	}
 }
 
-// trim forgets the oldest keys beyond the count and byte bounds. Requires m.mu.
-func (m *MemoryIdempotency) trim() {
+// trimLocked forgets the oldest keys beyond the count and byte bounds.
+// Requires m.mu held.
+func (m *MemoryIdempotency) trimLocked() {
 	for m.order.Len() > 0 && (m.order.Len() > m.cfg.MaxKeys || m.bytes > m.cfg.MaxBytes) {
-		m.remove(m.order.Front().Value.(*idemEntry))
+		m.removeLocked(m.order.Front().Value.(*idemEntry))
 	}
 }
 
-// remove forgets a completed entry. Requires m.mu.
-func (m *MemoryIdempotency) remove(e *idemEntry) {
+// removeLocked forgets a completed entry. Requires m.mu held.
+func (m *MemoryIdempotency) removeLocked(e *idemEntry) {
 	m.order.Remove(e.elem)
 	m.bytes -= e.size
 	if m.entries[e.key] == e {
@@ -190,7 +191,7 @@ func (m *MemoryIdempotency) Forget(channel string) {
 	defer m.mu.Unlock()
 	for k, e := range m.entries {
 		if k.channel == channel && e.elem != nil {
-			m.remove(e)
+			m.removeLocked(e)
 		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/announce/announce/announce"
@@ -56,91 +57,94 @@ func TestIdempotencyReplaysAndScopes(t *testing.T) {
 	}
 }
 
+// TestIdempotencyConcurrentCallsPublishOnce: callers with one key while
+// its publish runs all wait for it and replay its message.
 func TestIdempotencyConcurrentCallsPublishOnce(t *testing.T) {
-	m := announce.NewMemoryIdempotency(announce.IdempotencyConfig{})
-	p := &idemPublisher{gate: make(chan struct{})}
-	const n = 50
-	var started sync.WaitGroup
-	var wg sync.WaitGroup
-	ids := make(chan uint64, n)
-	replays := atomic.Int64{}
-	for i := 0; i < n; i++ {
-		started.Add(1)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			started.Done()
-			e, replayed, err := m.Do(context.Background(), "c", "same", "x", p.fn("c", "x"))
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			if replayed {
-				replays.Add(1)
-			}
-			ids <- e.ID
-		}()
-	}
-	started.Wait()
-	// The leader is inside publish; the others wait (or arrive after and replay).
-	for p.calls.Load() == 0 {
-		time.Sleep(time.Millisecond)
-	}
-	close(p.gate)
-	wg.Wait()
-	close(ids)
-	for id := range ids {
-		if id != 1 {
-			t.Fatalf("an answer has id %d, want 1", id)
+	synctest.Test(t, func(t *testing.T) {
+		m := announce.NewMemoryIdempotency(announce.IdempotencyConfig{})
+		p := &idemPublisher{gate: make(chan struct{})}
+		const n = 50
+		var wg sync.WaitGroup
+		ids := make(chan uint64, n)
+		replays := atomic.Int64{}
+		for range n {
+			wg.Go(func() {
+				e, replayed, err := m.Do(context.Background(), "c", "same", "x", p.fn("c", "x"))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if replayed {
+					replays.Add(1)
+				}
+				ids <- e.ID
+			})
 		}
-	}
-	if p.calls.Load() != 1 || replays.Load() != n-1 {
-		t.Fatalf("%d publishes and %d replays, want 1 and %d", p.calls.Load(), replays.Load(), n-1)
-	}
+		synctest.Wait() // the leader is inside publish, the others wait for it
+		if got := p.calls.Load(); got != 1 || len(ids) != 0 {
+			t.Fatalf("%d publishes and %d answers while the first runs, want 1 and 0", got, len(ids))
+		}
+		close(p.gate)
+		wg.Wait()
+		close(ids)
+		for id := range ids {
+			if id != 1 {
+				t.Fatalf("an answer has id %d, want 1", id)
+			}
+		}
+		if p.calls.Load() != 1 || replays.Load() != n-1 {
+			t.Fatalf("%d publishes and %d replays, want 1 and %d", p.calls.Load(), replays.Load(), n-1)
+		}
+	})
 }
 
 func TestIdempotencyFailureIsForgotten(t *testing.T) {
-	m := announce.NewMemoryIdempotency(announce.IdempotencyConfig{})
-	boom := errors.New("store down")
-	p := &idemPublisher{gate: make(chan struct{}), err: boom}
-	waiter := make(chan error, 1)
-	go func() {
-		_, _, err := m.Do(context.Background(), "c", "k", "x", p.fn("c", "x"))
-		waiter <- err
-	}()
-	for p.calls.Load() == 0 {
-		time.Sleep(time.Millisecond)
-	}
-	// A second caller waits for the failing leader, then tries itself.
-	second := make(chan *announce.Envelope, 1)
-	go func() {
-		e, _, _ := m.Do(context.Background(), "c", "k", "x", func(context.Context) (*announce.Envelope, error) {
-			return announce.NewEnvelope(announce.Message{ID: 7, Channel: "c", Content: "x"}), nil
-		})
-		second <- e
-	}()
-	close(p.gate)
-	if err := <-waiter; !errors.Is(err, boom) {
-		t.Fatalf("leader: %v", err)
-	}
-	if e := <-second; e == nil || e.ID != 7 {
-		t.Fatalf("the caller after a failure got %v, want its own publish", e)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		m := announce.NewMemoryIdempotency(announce.IdempotencyConfig{})
+		boom := errors.New("store down")
+		p := &idemPublisher{gate: make(chan struct{}), err: boom}
+		waiter := make(chan error, 1)
+		go func() {
+			_, _, err := m.Do(context.Background(), "c", "k", "x", p.fn("c", "x"))
+			waiter <- err
+		}()
+		synctest.Wait() // the leader is inside its publish
+		// A second caller waits for the failing leader, then tries itself.
+		second := make(chan *announce.Envelope, 1)
+		go func() {
+			e, _, _ := m.Do(context.Background(), "c", "k", "x", func(context.Context) (*announce.Envelope, error) {
+				return announce.NewEnvelope(announce.Message{ID: 7, Channel: "c", Content: "x"}), nil
+			})
+			second <- e
+		}()
+		synctest.Wait()
+		close(p.gate)
+		if err := <-waiter; !errors.Is(err, boom) {
+			t.Fatalf("leader: %v", err)
+		}
+		if e := <-second; e == nil || e.ID != 7 {
+			t.Fatalf("the caller after a failure got %v, want its own publish", e)
+		}
+	})
 }
 
 func TestIdempotencyWaiterGivesUp(t *testing.T) {
-	m := announce.NewMemoryIdempotency(announce.IdempotencyConfig{})
-	p := &idemPublisher{gate: make(chan struct{})}
-	defer close(p.gate)
-	go m.Do(context.Background(), "c", "k", "x", p.fn("c", "x"))
-	for p.calls.Load() == 0 {
-		time.Sleep(time.Millisecond)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
-	defer cancel()
-	if _, _, err := m.Do(ctx, "c", "k", "x", p.fn("c", "x")); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("waiter: %v", err)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		m := announce.NewMemoryIdempotency(announce.IdempotencyConfig{})
+		p := &idemPublisher{gate: make(chan struct{})}
+		defer close(p.gate)
+		go m.Do(context.Background(), "c", "k", "x", p.fn("c", "x"))
+		synctest.Wait() // the leader is inside its publish
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+		defer cancel()
+		start := time.Now()
+		if _, _, err := m.Do(ctx, "c", "k", "x", p.fn("c", "x")); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("waiter: %v", err)
+		}
+		if waited := time.Since(start); waited != 20*time.Millisecond {
+			t.Fatalf("the waiter gave up after %v, want its context's 20ms", waited)
+		}
+	})
 }
 
 func TestIdempotencyPanicReleasesWaiters(t *testing.T) {
@@ -177,6 +181,21 @@ func TestIdempotencyBounds(t *testing.T) {
 		if _, replayed, _ := m.Do(ctx, "c", "k", "x", p.fn("c", "x")); replayed {
 			t.Fatal("remembered past the TTL")
 		}
+	})
+	t.Run("ttl on the default clock", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			m := announce.NewMemoryIdempotency(announce.IdempotencyConfig{TTL: time.Hour})
+			p := &idemPublisher{}
+			m.Do(ctx, "c", "k", "x", p.fn("c", "x"))
+			time.Sleep(59 * time.Minute)
+			if _, replayed, _ := m.Do(ctx, "c", "k", "x", p.fn("c", "x")); !replayed {
+				t.Fatal("forgotten before the TTL")
+			}
+			time.Sleep(time.Minute)
+			if _, replayed, _ := m.Do(ctx, "c", "k", "x", p.fn("c", "x")); replayed {
+				t.Fatal("remembered past the TTL")
+			}
+		})
 	})
 	t.Run("keys", func(t *testing.T) {
 		m := announce.NewMemoryIdempotency(announce.IdempotencyConfig{MaxKeys: 3, Now: clock})

@@ -43,11 +43,12 @@ type Observer struct {
 	notify    func()        // instead of ready and done (NewNotifyingObserver)
 
 	mu     sync.Mutex
-	queue  []*Envelope
-	since  time.Time // when the queue last became non-empty
-	reason error
+	queue  []*Envelope // guarded by mu
+	since  time.Time   // when the queue last became non-empty; guarded by mu
+	reason error       // why it was closed; guarded by mu
 
-	// index in the channel's registry; guarded by the channel's lock.
+	// The channel it is registered on and its index in the channel's
+	// registry; guarded by that channel's mu.
 	channel *Channel
 	index   int
 }

@@ -160,7 +160,7 @@ func newScheduler(h *Hub, st ScheduleStore, poll time.Duration, max int) *Schedu
 	if max <= 0 {
 		max = DefaultMaxScheduled
 	}
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(h.ctx) // Hub.Shutdown cancels it too
 	s := &Scheduler{hub: h, store: st, poll: poll, max: max, log: h.log,
 		wake: make(chan struct{}, 1), ctx: ctx, cancel: cancel, done: make(chan struct{})}
 	go s.run()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
@@ -17,38 +18,60 @@ func subscribeNew(t *testing.T, h *Hub, ch string) *Observer {
 	return o
 }
 
+// TestScheduleFiresAtItsTime: a schedule fires at its time exactly (the
+// bubble's clock is fake), not before.
 func TestScheduleFiresAtItsTime(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := newTestHub(t, Config{})
+		o := subscribeNew(t, h, "s")
+		reported := make(chan Message, 4)
+		h.Scheduler().OnFire(func(m Message) { reported <- m })
+		at := time.Now().Add(300 * time.Millisecond)
+		sc, err := h.Scheduler().Schedule(t.Context(), "s", "later", at, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sc.ID == "" || sc.Channel != "s" || sc.Content != "later" || !sc.At.Equal(at) {
+			t.Fatalf("Schedule = %+v, want at %v", sc, at)
+		}
+		if p, _ := h.Scheduler().Pending(t.Context(), "s", 0); len(p) != 1 || p[0] != sc {
+			t.Fatalf("Pending = %+v", p)
+		}
+		time.Sleep(time.Until(sc.At) - time.Millisecond)
+		synctest.Wait()
+		if got := o.Take(nil); len(got) != 0 {
+			t.Fatalf("fired %v before its time", envIDs(got))
+		}
+		time.Sleep(time.Millisecond)
+		synctest.Wait()
+		got := o.Take(nil)
+		wantIDs(t, "fired", got, 1)
+		if m := got[0].Message; m.Content != "later" || !m.Time.Equal(sc.At) {
+			t.Fatalf("fired %+v, want at its time %v", m, sc.At)
+		}
+		if p, _ := h.Scheduler().Pending(t.Context(), "s", 0); len(p) != 0 {
+			t.Fatalf("Pending after firing = %+v", p)
+		}
+		if m := <-reported; m != got[0].Message || len(reported) != 0 {
+			t.Fatalf("OnFire got %+v (and %d more), want %+v once", m, len(reported), got[0].Message)
+		}
+		if n := h.Stats().Published(); n != 1 {
+			t.Fatalf("published %d, want 1", n)
+		}
+	})
+}
+
+// TestScheduleRoundsUp: a time between milliseconds is rounded up, so a
+// schedule never fires early.
+func TestScheduleRoundsUp(t *testing.T) {
 	h := newTestHub(t, Config{})
-	o := subscribeNew(t, h, "s")
-	reported := make(chan Message, 4)
-	h.Scheduler().OnFire(func(m Message) { reported <- m })
-	at := time.Now().Add(300 * time.Millisecond)
-	sc, err := h.Scheduler().Schedule(t.Context(), "s", "later", at, 0)
+	at := time.Now().Add(time.Hour).Truncate(time.Millisecond).Add(time.Microsecond)
+	sc, err := h.Scheduler().Schedule(t.Context(), "r", "x", at, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sc.ID == "" || sc.Channel != "s" || sc.Content != "later" || sc.At.Before(at) || sc.At.Sub(at) >= time.Millisecond {
-		t.Fatalf("Schedule = %+v, want at %v rounded up to the millisecond", sc, at)
-	}
-	if p, _ := h.Scheduler().Pending(t.Context(), "s", 0); len(p) != 1 || p[0] != sc {
-		t.Fatalf("Pending = %+v", p)
-	}
-	got := receive(t, o, 1)
-	wantIDs(t, "fired", got, 1)
-	if m := got[0].Message; m.Content != "later" || m.Time.Before(sc.At) {
-		t.Fatalf("fired %+v before its time %v", m, sc.At)
-	}
-	if late := got[0].Time.Sub(sc.At); late > 2*time.Second {
-		t.Fatalf("fired %v late", late)
-	}
-	if p, _ := h.Scheduler().Pending(t.Context(), "s", 0); len(p) != 0 {
-		t.Fatalf("Pending after firing = %+v", p)
-	}
-	if m := <-reported; m != got[0].Message || len(reported) != 0 {
-		t.Fatalf("OnFire got %+v (and %d more), want %+v once", m, len(reported), got[0].Message)
-	}
-	if n := h.Stats().Published(); n != 1 {
-		t.Fatalf("published %d, want 1", n)
+	if want := at.Truncate(time.Millisecond).Add(time.Millisecond).UTC(); !sc.At.Equal(want) || sc.At.Location() != time.UTC {
+		t.Fatalf("At = %v, want %v", sc.At, want)
 	}
 }
 
@@ -94,90 +117,102 @@ func TestScheduleValidates(t *testing.T) {
 }
 
 func TestPublishTTLExpires(t *testing.T) {
-	h := newTestHub(t, Config{})
-	o := subscribeNew(t, h, "ttl")
-	e, err := h.Scheduler().PublishTTL(t.Context(), "ttl", "brief", 200*time.Millisecond)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if e.ID != 1 || e.Content != "brief" || e.Expired != 0 || strings.Contains(string(e.JSON), "expired") {
-		t.Fatalf("PublishTTL = %+v %s", e.Message, e.JSON)
-	}
-	got := receive(t, o, 2)
-	wantIDs(t, "message then expiry", got, 1, 2)
-	x := got[1].Message
-	if x.Content != "" || x.Expired != 1 || x.Time.Before(e.Time.Add(200*time.Millisecond)) {
-		t.Fatalf("expiry %+v, want content \"\", expired 1, not before %v", x, e.Time.Add(200*time.Millisecond))
-	}
-	if want := `,"content":"","time":"`; !strings.Contains(string(got[1].JSON), want) || !strings.HasSuffix(string(got[1].JSON), `,"expired":1}`) {
-		t.Fatalf("expiry JSON %s", got[1].JSON)
-	}
-	c, _ := h.Channel(t.Context(), "ttl")
-	if cur := c.Current(); cur.ID != 2 || cur.Content != "" {
-		t.Fatalf("current after expiry = %+v", cur.Message)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		const ttl = 200 * time.Millisecond
+		h := newTestHub(t, Config{})
+		o := subscribeNew(t, h, "ttl")
+		e, err := h.Scheduler().PublishTTL(t.Context(), "ttl", "brief", ttl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.ID != 1 || e.Content != "brief" || e.Expired != 0 || strings.Contains(string(e.JSON), "expired") {
+			t.Fatalf("PublishTTL = %+v %s", e.Message, e.JSON)
+		}
+		time.Sleep(ttl - time.Millisecond)
+		synctest.Wait()
+		wantIDs(t, "before the TTL", o.Take(nil), 1)
+		time.Sleep(time.Millisecond)
+		synctest.Wait()
+		got := o.Take(nil)
+		wantIDs(t, "expiry", got, 2)
+		x := got[0].Message
+		if x.Content != "" || x.Expired != 1 || !x.Time.Equal(e.Time.Add(ttl)) {
+			t.Fatalf("expiry %+v, want content \"\", expired 1, at %v", x, e.Time.Add(ttl))
+		}
+		if want := `,"content":"","time":"`; !strings.Contains(string(got[0].JSON), want) || !strings.HasSuffix(string(got[0].JSON), `,"expired":1}`) {
+			t.Fatalf("expiry JSON %s", got[0].JSON)
+		}
+		c, _ := h.Channel(t.Context(), "ttl")
+		if cur := c.Current(); cur.ID != 2 || cur.Content != "" {
+			t.Fatalf("current after expiry = %+v", cur.Message)
+		}
+	})
 }
 
 func TestExpirySupersededDoesNothing(t *testing.T) {
-	h := newTestHub(t, Config{})
-	o := subscribeNew(t, h, "sup")
-	if _, err := h.Scheduler().PublishTTL(t.Context(), "sup", "brief", 150*time.Millisecond); err != nil {
-		t.Fatal(err)
-	}
-	mustPublish(t, h, "sup", 1)
-	eventually(t, "the expiry to be taken", func() bool {
-		p, _ := h.Scheduler().Pending(t.Context(), "sup", 0)
-		return len(p) == 0
+	synctest.Test(t, func(t *testing.T) {
+		h := newTestHub(t, Config{})
+		o := subscribeNew(t, h, "sup")
+		if _, err := h.Scheduler().PublishTTL(t.Context(), "sup", "brief", 150*time.Millisecond); err != nil {
+			t.Fatal(err)
+		}
+		mustPublish(t, h, "sup", 1)
+		time.Sleep(time.Second) // well past the expiry's time
+		synctest.Wait()
+		if p, _ := h.Scheduler().Pending(t.Context(), "sup", 0); len(p) != 0 {
+			t.Fatalf("the expiry is still pending: %+v", p)
+		}
+		wantIDs(t, "no expiry message", o.Take(nil), 1, 2)
+		if n := h.Stats().Published(); n != 2 {
+			t.Fatalf("published %d, want 2", n)
+		}
 	})
-	time.Sleep(50 * time.Millisecond) // a delivery would be immediate
-	wantIDs(t, "no expiry message", o.Take(nil), 1, 2)
-	if n := h.Stats().Published(); n != 2 {
-		t.Fatalf("published %d, want 2", n)
-	}
 }
 
 func TestCancelSchedule(t *testing.T) {
-	h := newTestHub(t, Config{})
-	s := h.Scheduler()
-	sc, err := s.Schedule(t.Context(), "c", "never", time.Now().Add(200*time.Millisecond), 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.Cancel(t.Context(), "other", sc.ID); !errors.Is(err, ErrScheduleNotFound) {
-		t.Fatalf("Cancel on another channel = %v", err)
-	}
-	got, err := s.Cancel(t.Context(), "c", sc.ID)
-	if err != nil || got != sc {
-		t.Fatalf("Cancel = %+v, %v; want %+v", got, err, sc)
-	}
-	if _, err := s.Cancel(t.Context(), "c", sc.ID); !errors.Is(err, ErrScheduleNotFound) {
-		t.Fatalf("second Cancel = %v", err)
-	}
-	time.Sleep(400 * time.Millisecond)
-	if n := h.Stats().Published(); n != 0 {
-		t.Fatalf("a cancelled schedule fired (%d published)", n)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		h := newTestHub(t, Config{})
+		s := h.Scheduler()
+		sc, err := s.Schedule(t.Context(), "c", "never", time.Now().Add(200*time.Millisecond), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Cancel(t.Context(), "other", sc.ID); !errors.Is(err, ErrScheduleNotFound) {
+			t.Fatalf("Cancel on another channel = %v", err)
+		}
+		got, err := s.Cancel(t.Context(), "c", sc.ID)
+		if err != nil || got != sc {
+			t.Fatalf("Cancel = %+v, %v; want %+v", got, err, sc)
+		}
+		if _, err := s.Cancel(t.Context(), "c", sc.ID); !errors.Is(err, ErrScheduleNotFound) {
+			t.Fatalf("second Cancel = %v", err)
+		}
+		time.Sleep(time.Second) // well past its time
+		synctest.Wait()
+		if n := h.Stats().Published(); n != 0 {
+			t.Fatalf("a cancelled schedule fired (%d published)", n)
+		}
+	})
 }
 
 // A schedule whose time passed while no hub ran fires when one starts.
 func TestMissedScheduleFiresAtStart(t *testing.T) {
-	store := NewMemoryStore(0)
-	at := time.Now().Add(-time.Minute).UTC().Truncate(time.Millisecond)
-	if err := store.Schedule(t.Context(), Scheduled{ID: "missed", Channel: "m", Content: "late", At: at}, 0); err != nil {
-		t.Fatal(err)
-	}
-	h := newTestHub(t, Config{Store: store})
-	eventually(t, "the missed schedule to fire", func() bool {
+	synctest.Test(t, func(t *testing.T) {
+		store := NewMemoryStore(0)
+		at := time.Now().Add(-time.Minute).UTC().Truncate(time.Millisecond)
+		if err := store.Schedule(t.Context(), Scheduled{ID: "missed", Channel: "m", Content: "late", At: at}, 0); err != nil {
+			t.Fatal(err)
+		}
+		h := newTestHub(t, Config{Store: store})
+		synctest.Wait() // the scheduler's first pass, at its start
 		m, _ := store.Current(t.Context(), "m")
-		return m.ID == 1
+		if m.ID != 1 || m.Content != "late" || !m.Time.Equal(at.Add(time.Minute)) {
+			t.Fatalf("fired %+v; want it fired at the start, with that late time", m)
+		}
+		if n := h.Stats().Published(); n != 1 {
+			t.Fatalf("published %d", n)
+		}
 	})
-	m, _ := store.Current(t.Context(), "m")
-	if m.Content != "late" || m.Time.Before(at.Add(time.Minute)) {
-		t.Fatalf("fired %+v; its time should be the late firing time", m)
-	}
-	if n := h.Stats().Published(); n != 1 {
-		t.Fatalf("published %d", n)
-	}
 }
 
 func TestScheduleLimitPerChannel(t *testing.T) {
@@ -210,15 +245,15 @@ func TestSchedulerClosedWithHub(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := h.Scheduler()
-	if err := h.Close(t.Context()); err != nil {
+	if err := h.Shutdown(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.Schedule(t.Context(), "x", "y", time.Now().Add(time.Minute), 0); !errors.Is(err, ErrClosed) {
-		t.Fatalf("Schedule after Close = %v, want ErrClosed", err)
+		t.Fatalf("Schedule after Shutdown = %v, want ErrClosed", err)
 	}
 	select {
 	case <-s.done:
 	default:
-		t.Fatal("the scheduler loop still runs after Close")
+		t.Fatal("the scheduler loop still runs after Shutdown")
 	}
 }

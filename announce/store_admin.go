@@ -47,9 +47,9 @@ type ChannelForgetter interface {
 // the channels this hub created since: reading the count on every publish
 // that creates a channel would cost a scan in some stores.
 type channelCount struct {
-	mu     sync.Mutex
-	n      int
-	readAt time.Time
+	mu     sync.Mutex // held across the store's count: one caller reads it
+	n      int        // guarded by mu
+	readAt time.Time  // guarded by mu
 }
 
 // countRefresh is how old the count may be; nodes sharing a store may
@@ -137,18 +137,13 @@ func (h *Hub) forget(name string, reason error) {
 	s.mu.Lock()
 	c := s.channels[name]
 	if c != nil {
-		s.remove(c)
+		s.removeLocked(c)
 	}
 	s.mu.Unlock()
 	if c == nil {
 		return
 	}
-	c.mu.Lock()
-	c.evicted = true
-	// Waiting long-polls answer the channel as it now reads: never published.
-	c.current, c.history, c.pending = NewEnvelope(Message{Channel: name}), nil, nil
-	c.mu.Unlock()
-	c.closeAll(reason)
+	c.deleted(reason)
 	h.unwatchEvicted([]string{name})
 }
 
@@ -184,6 +179,19 @@ func (h *Hub) expireIdle(ctx context.Context, now time.Time) {
 
 // ttlBatch is how many idle channels one pass of the TTL deletes.
 const ttlBatch = 1000
+
+// deleted empties c, which the hub just forgot, and closes its observers
+// with reason.
+func (c *Channel) deleted(reason error) {
+	c.mu.Lock()
+	c.evicted = true
+	// Waiting long-polls answer the channel as it now reads: never published.
+	c.seq.dropPendingLocked()
+	c.seq.setCurrentLocked(NewEnvelope(Message{Channel: c.name}))
+	c.history = nil
+	c.mu.Unlock()
+	c.closeAll(reason)
+}
 
 // observed reports whether c has observers.
 func (c *Channel) observed() bool {

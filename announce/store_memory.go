@@ -10,8 +10,8 @@ import (
 type MemoryStore struct {
 	history  int
 	mu       sync.RWMutex
-	channels map[string]*memoryChannel
-	sched    map[string]map[string]Scheduled // channel -> id -> schedule (store_memory_schedule.go)
+	channels map[string]*memoryChannel       // guarded by mu
+	sched    map[string]map[string]Scheduled // channel -> id -> schedule (store_memory_schedule.go); guarded by mu
 }
 
 type memoryChannel struct {
@@ -36,7 +36,7 @@ func (s *MemoryStore) Append(_ context.Context, channel, content string, at time
 	return s.appendLocked(Message{Channel: channel, Content: content, Time: at.UTC()}), nil
 }
 
-// appendLocked gives m the channel's next id and stores it. Requires s.mu.
+// appendLocked gives m the channel's next id and stores it. Requires s.mu held.
 func (s *MemoryStore) appendLocked(m Message) Message {
 	ch := s.channels[m.Channel]
 	if ch == nil {

@@ -23,7 +23,8 @@ func (s *MemoryStore) Schedule(_ context.Context, sc Scheduled, max int) error {
 	return nil
 }
 
-// putScheduleLocked stores sc, replacing a schedule with its id. Requires s.mu.
+// putScheduleLocked stores sc, replacing a schedule with its id. Requires
+// s.mu held.
 func (s *MemoryStore) putScheduleLocked(sc Scheduled) {
 	if s.sched == nil {
 		s.sched = make(map[string]map[string]Scheduled)
@@ -36,7 +37,8 @@ func (s *MemoryStore) putScheduleLocked(sc Scheduled) {
 	ch[sc.ID] = sc
 }
 
-// takeLocked removes and returns the channel's schedule id. Requires s.mu.
+// takeLocked removes and returns the channel's schedule id. Requires s.mu
+// held.
 func (s *MemoryStore) takeLocked(channel, id string) (Scheduled, bool) {
 	ch := s.sched[channel]
 	sc, ok := ch[id]

@@ -70,7 +70,7 @@ func newHubAPI(tb testing.TB, hubOpt func(*announce.Config), opts ...func(*api.C
 	}
 	s, err := api.New(cfg)
 	if err != nil {
-		_ = hub.Close(context.Background())
+		_ = hub.Shutdown(context.Background())
 		tb.Fatalf("api.New: %v", err)
 	}
 	return hub, store, s
@@ -84,7 +84,7 @@ func closeAtCleanup(tb testing.TB, hub *announce.Hub, store announce.Store, s *a
 		s.Wait()     // so wait for those here
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
-		if err := hub.Close(ctx); err != nil {
+		if err := hub.Shutdown(ctx); err != nil {
 			tb.Errorf("hub.Close: %v", err)
 		}
 		_ = store.Close()

@@ -43,7 +43,7 @@ func FuzzHandleFrame(f *testing.F) {
 	}
 	f.Cleanup(func() {
 		s.Shutdown()
-		_ = hub.Close(context.Background())
+		_ = hub.Shutdown(context.Background())
 		_ = store.Close()
 	})
 	f.Fuzz(func(t *testing.T, data []byte, granted bool) {

@@ -69,7 +69,7 @@ type Store struct {
 	// mu guards closed and the send on queue: Append holds it shared while
 	// queueing, Close exclusively while closing the queue.
 	mu      sync.RWMutex
-	closed  bool
+	closed  bool // guarded by mu
 	queue   chan *appendReq
 	stopped chan struct{} // closed when the committer has returned
 	commits atomic.Uint64 // transactions the committer began, for tests and benchmarks

@@ -66,7 +66,7 @@ func (l *Listener) Close() {
 }
 
 // emitLocked queues a join or leave for the emitter, dropping it when the
-// emitter is behind. Requires t.mu.
+// emitter is behind. Requires t.mu held.
 func (t *Tracker) emitLocked(kind string, s announce.Session, local Counts) {
 	if !t.events {
 		return

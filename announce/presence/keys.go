@@ -22,7 +22,7 @@ type sessionRef struct {
 // the session of its fingerprint, as long as no poll presented that
 // session's cookie. A poll that presents its cookie claims the session:
 // from then on its cookie alone finds it, whatever its client's address,
-// User-Agent or name. Requires t.mu.
+// User-Agent or name. Requires t.mu held.
 func (t *Tracker) findLocked(s announce.Session) *session {
 	k := sessionKey{s.Channel, s.ID}
 	ss := t.sessions[k]
@@ -34,17 +34,17 @@ func (t *Tracker) findLocked(s announce.Session) *session {
 		ss = fs
 		t.sessions[k] = ss
 		ss.keys = append(ss.keys, sessionRef{id: s.ID})
-		ss.dropIssued(t)
+		ss.dropIssuedLocked(t)
 	}
 	if ss != nil && s.Transport == announce.Poll && !s.Issued {
-		ss.claim(t, s.ID)
+		ss.claimLocked(t, s.ID)
 	}
 	return ss
 }
 
-// claim marks id as a cookie the session's client presented and forgets
-// the session's fingerprint. Requires t.mu.
-func (ss *session) claim(t *Tracker, id string) {
+// claimLocked marks id as a cookie the session's client presented and
+// forgets the session's fingerprint. Requires t.mu held.
+func (ss *session) claimLocked(t *Tracker, id string) {
 	for i := range ss.keys {
 		if ss.keys[i].id == id {
 			ss.keys[i].claimed = true
@@ -65,8 +65,8 @@ func (ss *session) forgetFingerprint(t *Tracker) {
 }
 
 // dropIssued forgets the oldest issued keys beyond maxIssuedKeys that no
-// poll is attached under. Requires t.mu.
-func (ss *session) dropIssued(t *Tracker) {
+// poll is attached under. Requires t.mu held.
+func (ss *session) dropIssuedLocked(t *Tracker) {
 	issued := 0
 	for _, r := range ss.keys {
 		if !r.claimed {
@@ -97,7 +97,7 @@ func (ss *session) attached(id string, d int) bool {
 	return false
 }
 
-// forgetLocked removes every key of the session. Requires t.mu.
+// forgetLocked removes every key of the session. Requires t.mu held.
 func (ss *session) forgetLocked(t *Tracker) {
 	for _, r := range ss.keys {
 		k := sessionKey{ss.Channel, r.id}

@@ -5,8 +5,9 @@ import (
 	"time"
 )
 
-// markDirty notes that channel's backend entry must be rewritten. Requires t.mu.
-func (t *Tracker) markDirty(channel string) {
+// markDirtyLocked notes that channel's backend entry must be rewritten.
+// Requires t.mu held.
+func (t *Tracker) markDirtyLocked(channel string) {
 	if t.backend == nil {
 		return
 	}

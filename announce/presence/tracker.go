@@ -65,6 +65,8 @@ type Tracker struct {
 	sinks     []announce.Events
 	log       *slog.Logger
 
+	// mu guards the fields from sessions to closed, and every session's
+	// and local's fields.
 	mu       sync.Mutex
 	sessions map[sessionKey]*session // by each of their keys (sessionRef)
 	// fingerprints are the poll sessions no poll presented the cookie of,
@@ -76,8 +78,8 @@ type Tracker struct {
 	dirty        map[string]struct{} // channels whose backend entry is stale
 	closed       bool
 
-	written map[string]bool // channels with an entry in the backend; the syncer's
-	others  map[string]cachedCounts
+	written map[string]bool         // channels with an entry in the backend; the syncer's only, no lock
+	others  map[string]cachedCounts // the emitter's only, no lock
 
 	kick  chan struct{} // "dirty is not empty", capacity 1
 	emitQ chan emission
@@ -230,7 +232,7 @@ func (t *Tracker) Connected(s announce.Session) {
 	}
 	l.counts.add(s.Transport, 1)
 	l.rename("", s.Name)
-	t.markDirty(s.Channel)
+	t.markDirtyLocked(s.Channel)
 	t.emitLocked("join", s, l.counts)
 	for _, e := range t.sinks {
 		e.Connected(s)
@@ -239,7 +241,7 @@ func (t *Tracker) Connected(s announce.Session) {
 
 // renameLocked gives a session a new name: a leave under the old name and
 // a join under the new one for listeners; the sinks see one session, with
-// its last name when it ends. Requires t.mu.
+// its last name when it ends. Requires t.mu held.
 func (t *Tracker) renameLocked(ss *session, name string) {
 	l := t.local[ss.Channel]
 	without := l.counts
@@ -247,7 +249,7 @@ func (t *Tracker) renameLocked(ss *session, name string) {
 	t.emitLocked("leave", ss.Session, without)
 	l.rename(ss.Name, name)
 	ss.Name = name
-	t.markDirty(ss.Channel)
+	t.markDirtyLocked(ss.Channel)
 	t.emitLocked("join", ss.Session, l.counts)
 }
 
@@ -290,7 +292,7 @@ func (t *Tracker) expire(ss *session, gen uint64) {
 	t.removeLocked(ss)
 }
 
-// removeLocked ends a session. Requires t.mu.
+// removeLocked ends a session. Requires t.mu held.
 func (t *Tracker) removeLocked(ss *session) {
 	ss.forgetLocked(t)
 	t.live--
@@ -304,7 +306,7 @@ func (t *Tracker) removeLocked(ss *session) {
 	if counts.Total() == 0 {
 		delete(t.local, ss.Channel)
 	}
-	t.markDirty(ss.Channel)
+	t.markDirtyLocked(ss.Channel)
 	s := ss.Session
 	s.Time = time.Now()
 	t.emitLocked("leave", s, counts)
@@ -325,7 +327,7 @@ func (l *local) rename(old, new string) {
 	}
 }
 
-// state is the channel's state on this node. Requires t.mu.
+// stateLocked is the channel's state on this node. Requires t.mu held.
 func (t *Tracker) stateLocked(channel string) State {
 	l := t.local[channel]
 	if l == nil {

@@ -74,9 +74,9 @@ type Dispatcher struct {
 	ok, failed, dropped, retries atomic.Uint64
 
 	mu       sync.Mutex
-	closing  bool
-	waiting  map[*time.Timer]job // retries waiting for their backoff
-	failing  map[string]bool     // receivers whose last delivery failed (for quieter logs)
+	closing  bool                // guarded by mu
+	waiting  map[*time.Timer]job // retries waiting for their backoff; guarded by mu
+	failing  map[string]bool     // receivers whose last delivery failed (for quieter logs); guarded by mu
 	base     context.Context     // cancelled at the hard stop
 	hardStop context.CancelFunc
 	stop     chan struct{} // closed at the hard stop: workers exit

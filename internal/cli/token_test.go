@@ -45,7 +45,7 @@ func tokenAPI(t *testing.T, cfg api.Config) string {
 		s.Shutdown()
 		hs.Close()
 		s.Wait()
-		_ = hub.Close(context.Background())
+		_ = hub.Shutdown(context.Background())
 		_ = store.Close()
 	})
 	return hs.URL

@@ -310,7 +310,11 @@ func (n *Node) close(ctx context.Context) error {
 	n.stopTLS()
 	err := errors.Join(n.stopRedisExtras(), n.stopPresence(ctx)) // after the streams ended: their disconnections reach the webhooks
 	if n.hub != nil {
-		err = errors.Join(err, n.hub.Close(ctx))
+		if herr := n.hub.Shutdown(ctx); errors.Is(herr, context.DeadlineExceeded) {
+			n.cfg.Logger.Warn("hub: background work still running at the shutdown deadline") // as presence: not a failed stop
+		} else {
+			err = errors.Join(err, herr)
+		}
 	}
 	err = errors.Join(err, n.store.Close())
 	n.flushWebhooks(ctx) // last: it may take what is left of the deadline
