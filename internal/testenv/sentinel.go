@@ -140,15 +140,19 @@ func (s *Sentinel) Failover() {
 }
 
 // KillMaster kills the master (SIGKILL), waits until the sentinels have
-// promoted the replica, then starts the old master again and waits until
-// it replicates the new one (until then the new master refuses writes).
+// promoted the replica, then starts the old master again as the new one's
+// replica, as an operator would, and waits until it is in sync (until then
+// the new master refuses writes). Started as it was, a master, it would
+// wait for a sentinel to turn it into a replica, which on a loaded machine
+// was seen not to happen within two minutes. A failure shows every
+// sentinel's and data server's log.
 func (s *Sentinel) KillMaster() {
 	s.t.Helper()
 	old := s.Master()
 	srv := s.Server(old)
 	srv.Stop()
 	s.waitFor("a new master", func() (bool, error) { return s.promoted(old) })
-	srv.Start()
+	srv.StartReplicaOf(s.Master())
 	s.waitReplicating(old)
 }
 
@@ -183,9 +187,16 @@ func (s *Sentinel) waitFor(what string, cond func() (bool, error)) {
 			return
 		}
 		if time.Now().After(deadline) {
-			log := s.logs[0].String()
-			s.t.Fatalf("testenv: waited %v for %s (last error: %v); sentinel log ends:\n%s",
-				failoverTimeout, what, err, log[max(0, len(log)-3000):])
+			var b strings.Builder
+			for i, l := range s.logs {
+				out := l.String()
+				fmt.Fprintf(&b, "\nsentinel %s log ends:\n%s", s.Sentinels[i], out[max(0, len(out)-1500):])
+			}
+			for _, r := range s.Redis {
+				info, _ := redisInfo(r.Addr, "replication")
+				fmt.Fprintf(&b, "\nredis %s: %s\nlog ends:\n%s", r.Addr, info, r.Output(1500))
+			}
+			s.t.Fatalf("testenv: waited %v for %s (last error: %v)%s", failoverTimeout, what, err, b.String())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
