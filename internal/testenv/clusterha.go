@@ -60,7 +60,17 @@ func StartReplicatedCluster(t testing.TB) *ReplicatedCluster {
 				return false, err
 			}
 			repl, err := redisInfo(s.Addr, "replication")
-			return strings.Contains(repl, "role:master") || strings.Contains(repl, "master_link_status:up"), err
+			if err != nil || !strings.Contains(repl, "role:master") && !strings.Contains(repl, "master_link_status:up") {
+				return false, err
+			}
+			// Gossip tells every node of every replica, a moment later.
+			slots, err := slotsOf(s.Addr)
+			for _, r := range slots {
+				if len(r.Nodes) < 2 {
+					return false, err
+				}
+			}
+			return len(slots) == 3, err
 		})
 	}
 	return c
@@ -96,11 +106,7 @@ func (c *ReplicatedCluster) Failover(key string) (promoted *RedisServer) {
 	slot := keySlot(c.t, c.Servers[0].Addr, key)
 	for _, s := range c.Servers {
 		waitUntil(c.t, fmt.Sprintf("%s to name %s master of slot %d", s.Addr, replica.Addr, slot), func() (bool, error) {
-			cl := redis.NewClient(&redis.Options{Addr: s.Addr, MaxRetries: -1, DialTimeout: time.Second})
-			defer cl.Close()
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			defer cancel()
-			slots, err := cl.ClusterSlots(ctx).Result()
+			slots, err := slotsOf(s.Addr)
 			for _, r := range slots {
 				if int64(r.Start) <= slot && slot <= int64(r.End) {
 					return r.Nodes[0].Addr == replica.Addr && len(r.Nodes) > 1, err
@@ -112,8 +118,11 @@ func (c *ReplicatedCluster) Failover(key string) (promoted *RedisServer) {
 	return replica
 }
 
-func (c *ReplicatedCluster) slots() ([]redis.ClusterSlot, error) {
-	cl := redis.NewClient(&redis.Options{Addr: c.Servers[0].Addr, MaxRetries: -1, DialTimeout: time.Second})
+func (c *ReplicatedCluster) slots() ([]redis.ClusterSlot, error) { return slotsOf(c.Servers[0].Addr) }
+
+// slotsOf is CLUSTER SLOTS on addr.
+func slotsOf(addr string) ([]redis.ClusterSlot, error) {
+	cl := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1, DialTimeout: time.Second})
 	defer cl.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
