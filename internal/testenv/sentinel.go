@@ -110,7 +110,7 @@ func (s *Sentinel) Server(addr string) *RedisServer {
 }
 
 // Failover forces a failover (SENTINEL FAILOVER) and waits until the other
-// data server is master, and the old one its replica. A sentinel may
+// data server is master and a replica is in sync with the master. A sentinel may
 // refuse the command (INPROG, NOGOODSLAVE right after a previous
 // failover) or accept it and then abort, having found no good replica:
 // it is asked again until a new master is named.
@@ -136,13 +136,13 @@ func (s *Sentinel) Failover() {
 		}
 		return false, fmt.Errorf("accepted, but %s is still master after 20 s", old)
 	})
-	s.waitReplicating(old)
+	s.waitSynced()
 }
 
 // KillMaster kills the master (SIGKILL), waits until the sentinels have
 // promoted the replica, then starts the old master again as the new one's
-// replica, as an operator would, and waits until it is in sync (until then
-// the new master refuses writes). Started as it was, a master, it would
+// replica, as an operator would, and waits until the master has a replica
+// in sync (until then it refuses writes). Started as it was, a master, it would
 // wait for a sentinel to turn it into a replica, which on a loaded machine
 // was seen not to happen within two minutes. A failure shows every
 // sentinel's and data server's log.
@@ -153,7 +153,7 @@ func (s *Sentinel) KillMaster() {
 	srv.Stop()
 	s.waitFor("a new master", func() (bool, error) { return s.promoted(old) })
 	srv.StartReplicaOf(s.Master())
-	s.waitReplicating(old)
+	s.waitSynced()
 }
 
 // promoted reports whether the sentinels name a master other than old
@@ -167,12 +167,30 @@ func (s *Sentinel) promoted(old string) (bool, error) {
 	return strings.Contains(info, "role:master"), err
 }
 
-// waitReplicating waits until the data server at addr replicates a master.
-func (s *Sentinel) waitReplicating(addr string) {
+// waitSynced waits until the sentinels' master is one and the other data
+// server replicates it, in sync. Usually the replica is the old master;
+// but sentinels with a stale view may fail over once more meanwhile,
+// back to a server that had just come back as a replica.
+func (s *Sentinel) waitSynced() {
 	s.t.Helper()
-	s.waitFor("the old master to replicate the new one", func() (bool, error) {
-		info, err := redisInfo(addr, "replication")
-		return strings.Contains(info, "role:slave") && strings.Contains(info, "master_link_status:up"), err
+	s.waitFor("the master's replica to be in sync", func() (bool, error) {
+		m := s.Master()
+		info, err := redisInfo(m, "replication")
+		if err != nil || !strings.Contains(info, "role:master") {
+			return false, err
+		}
+		_, port, _ := strings.Cut(m, ":")
+		for _, r := range s.Redis {
+			if r.Addr == m {
+				continue
+			}
+			info, err := redisInfo(r.Addr, "replication")
+			if err != nil || !strings.Contains(info, "role:slave") ||
+				!strings.Contains(info, "master_port:"+port+"\r") || !strings.Contains(info, "master_link_status:up") {
+				return false, err
+			}
+		}
+		return true, nil
 	})
 }
 
