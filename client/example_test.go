@@ -25,7 +25,7 @@ func exampleServer() *serve.Node {
 // messages over Server-Sent Events.
 func Example() {
 	node := exampleServer()
-	defer node.Shutdown()
+	defer node.Shutdown(context.Background())
 	ctx := context.Background()
 
 	c, err := client.New(client.Config{Server: node.URL()})
@@ -61,7 +61,7 @@ func Example() {
 // what happens to its connection on Events.
 func ExampleClient_Subscribe() {
 	node := exampleServer()
-	defer node.Shutdown()
+	defer node.Shutdown(context.Background())
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	c, _ := client.New(client.Config{Server: node.URL()})
@@ -95,7 +95,7 @@ func ExampleClient_Publish() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	defer node.Shutdown()
+	defer node.Shutdown(context.Background())
 	ctx := context.Background()
 
 	anonymous, _ := client.New(client.Config{Server: node.URL()})

@@ -11,9 +11,11 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/announce/announce/client"
 	"github.com/announce/announce/internal/serve"
+	"github.com/announce/announce/internal/testenv"
 )
 
 func TestPublishRetries(t *testing.T) {
@@ -49,7 +51,7 @@ func TestPublishRetries(t *testing.T) {
 
 func TestPublishKey(t *testing.T) {
 	node := startNode(t, serve.Config{Memory: true, PublishKey: "s3cret"})
-	defer node.Shutdown()
+	defer testenv.Stop(5*time.Second, node.Shutdown)
 	ctx := context.Background()
 	for _, tc := range []struct {
 		key    string
@@ -83,7 +85,7 @@ func TestNewRejectsBadURLs(t *testing.T) {
 // server answers the original message and stores nothing twice.
 func TestPublishRetryIsIdempotent(t *testing.T) {
 	node := startNode(t, serve.Config{Memory: true})
-	defer node.Shutdown()
+	defer testenv.Stop(5*time.Second, node.Shutdown)
 	target, _ := url.Parse(node.URL())
 	proxy := httputil.NewSingleHostReverseProxy(target)
 	var calls atomic.Int32

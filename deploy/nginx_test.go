@@ -79,11 +79,11 @@ func renderNginxConf(t *testing.T, upstream, httpsPort, httpPort, cert, key stri
 func startProxy(t *testing.T) *proxy {
 	t.Helper()
 	bin := nginxBinary(t)
-	node, err := serve.Start(serve.Config{Listen: "127.0.0.1:0", Memory: true, PollTimeout: pollTimeout, ShutdownTimeout: 5 * time.Second})
+	node, err := serve.Start(serve.Config{Listen: "127.0.0.1:0", Memory: true, PollTimeout: pollTimeout})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = node.Shutdown() })
+	t.Cleanup(func() { _ = testenv.Stop(5*time.Second, node.Shutdown) })
 
 	dir := t.TempDir()
 	ca := testenv.NewTestCA(t)
@@ -200,7 +200,7 @@ func TestNginxWebSocket(t *testing.T) {
 	p.publish(t, "ngx-ws", "before")
 	w := testenv.DialWSS(t, "wss://"+p.Addr+"/channels/ngx-ws/ws", p.CA.ClientConfig())
 	w.Expect("before")
-	waitFor(t, "the WebSocket observer", func() bool { return p.Node.Hub().Stats().Observers(announce.WebSocket) == 1 })
+	testenv.WaitFor(t, 10*time.Second, "the WebSocket observer", func() bool { return p.Node.Hub().Stats().Observers(announce.WebSocket) == 1 })
 	p.publish(t, "ngx-ws", "live")
 	w.Expect("live")
 }
@@ -248,7 +248,7 @@ func TestNginxSSEResumesWithLastEventID(t *testing.T) {
 	}
 	next("two") // the replay after Last-Event-ID
 	next("three")
-	waitFor(t, "the SSE observer", func() bool { return p.Node.Hub().Stats().Observers(announce.SSE) == 1 })
+	testenv.WaitFor(t, 10*time.Second, "the SSE observer", func() bool { return p.Node.Hub().Stats().Observers(announce.SSE) == 1 })
 	p.publish(t, "ngx-sse", "four") // one small event: only an unbuffered proxy passes it on now
 	next("four")
 }
@@ -282,7 +282,7 @@ func TestNginxLongPollWaitsItsFullTimeout(t *testing.T) {
 		b, _ := io.ReadAll(resp.Body)
 		got <- string(b)
 	}()
-	waitFor(t, "the waiting poll", func() bool { return p.Node.Hub().Stats().Observers(announce.Poll) == 1 })
+	testenv.WaitFor(t, 10*time.Second, "the waiting poll", func() bool { return p.Node.Hub().Stats().Observers(announce.Poll) == 1 })
 	p.publish(t, "ngx-lp", "news")
 	select {
 	case b := <-got:
@@ -315,16 +315,5 @@ func TestNginxTimeoutsAboveDefaults(t *testing.T) {
 		if !bytes.Contains(src, []byte(want)) {
 			t.Errorf("deploy/nginx.conf has no %s", want)
 		}
-	}
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("waited 10s for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/announce/announce/announce"
 	"github.com/announce/announce/announce/bolt"
 	"github.com/announce/announce/announce/storetest"
+	"github.com/announce/announce/internal/testenv"
 )
 
 func open(t testing.TB, dir string, history int) *bolt.Store {
@@ -199,13 +200,7 @@ func TestAppendWithdrawnWhileQueued(t *testing.T) {
 		first <- err
 	}()
 	// The committer took it and waits for the writer lock.
-	deadline := time.Now().Add(10 * time.Second)
-	for s.Commits() == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the committer did not take the first Append")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	testenv.WaitFor(t, 10*time.Second, "the committer to take the first Append", func() bool { return s.Commits() > 0 })
 
 	ctx, cancel := context.WithCancel(t.Context())
 	withdrawn := make(chan error, 1)
@@ -233,13 +228,7 @@ func TestAppendWithdrawnWhileQueued(t *testing.T) {
 
 func waitQueued(t *testing.T, s *bolt.Store, n int) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for s.Queued() != n {
-		if time.Now().After(deadline) {
-			t.Fatalf("queue holds %d appends, want %d", s.Queued(), n)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	testenv.WaitFor(t, 10*time.Second, fmt.Sprintf("%d appends in the queue", n), func() bool { return s.Queued() == n })
 }
 
 // Closing under load: every Append that succeeded is stored, every one that
@@ -271,7 +260,11 @@ func TestCloseWhileAppending(t *testing.T) {
 			}
 		})
 	}
-	time.Sleep(50 * time.Millisecond)
+	testenv.WaitFor(t, 10*time.Second, "appends to be under way", func() bool { // Close must meet a load
+		mu.Lock()
+		defer mu.Unlock()
+		return len(ok) >= 100
+	})
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"slices"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/announce/announce/announce"
@@ -136,25 +137,41 @@ func TestPollWithoutCookies(t *testing.T) {
 // cookies leaves once, after the grace, and a poll with any of its cookies
 // after that begins a new session.
 func TestPollSessionExpiresWithEveryKey(t *testing.T) {
-	rec := new(recorder)
-	tr := newTracker(t, presence.Config{Grace: 300 * time.Millisecond, Sinks: []announce.Events{rec}})
-	a := poll("a", "fp", "", true)
-	b := poll("b", "fp", "", true)
-	tr.Connected(a)
-	tr.Connected(b) // two polls at once under two cookies
-	if got := tr.Local("news"); got.Poll != 1 {
-		t.Fatalf("presence %+v, want one poll observer", got)
-	}
-	tr.Disconnected(a)
-	tr.Disconnected(b)
-	waitFor(t, "the poll session to expire", func() bool { return tr.Local("news").Empty() })
-	if got := tr.Stats().Sessions; got != 0 {
-		t.Fatalf("%d sessions left", got)
-	}
-	again := poll("a", "fp", "", false)
-	pollOnce(tr, again)
-	waitFor(t, "the new session to expire", func() bool { return tr.Local("news").Empty() })
-	if got := rec.got(); !slices.Equal(got, []string{"connected a", "disconnected a", "connected a", "disconnected a"}) {
-		t.Fatalf("sinks got %q", got)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		const grace = 300 * time.Millisecond
+		rec := new(recorder)
+		tr := newTracker(t, presence.Config{Grace: grace, Sinks: []announce.Events{rec}})
+		a := poll("a", "fp", "", true)
+		b := poll("b", "fp", "", true)
+		tr.Connected(a)
+		tr.Connected(b) // two polls at once under two cookies
+		if got := tr.Local("news"); got.Poll != 1 {
+			t.Fatalf("presence %+v, want one poll observer", got)
+		}
+		tr.Disconnected(a)
+		time.Sleep(grace) // b is still attached: no grace runs yet
+		synctest.Wait()
+		if got := tr.Local("news"); got.Poll != 1 {
+			t.Fatalf("presence %+v with a poll still attached under the other cookie", got)
+		}
+		tr.Disconnected(b)
+		time.Sleep(grace)
+		synctest.Wait()
+		if got := tr.Local("news"); !got.Empty() || tr.Stats().Sessions != 0 {
+			t.Fatalf("presence %+v, %d sessions after the grace; want none", got, tr.Stats().Sessions)
+		}
+		again := poll("a", "fp", "", false)
+		pollOnce(tr, again)
+		if got := tr.Local("news"); got.Poll != 1 {
+			t.Fatalf("a poll with an expired cookie: presence %+v, want a new session", got)
+		}
+		time.Sleep(grace)
+		synctest.Wait()
+		if got := tr.Local("news"); !got.Empty() {
+			t.Fatalf("the new session outlived its grace: %+v", got)
+		}
+		if got := rec.got(); !slices.Equal(got, []string{"connected a", "disconnected a", "connected a", "disconnected a"}) {
+			t.Fatalf("sinks got %q", got)
+		}
+	})
 }

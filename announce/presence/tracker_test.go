@@ -7,10 +7,12 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/announce/announce/announce"
 	"github.com/announce/announce/announce/presence"
+	"github.com/announce/announce/internal/testenv"
 )
 
 // recorder is an announce.Events sink that records what it is told.
@@ -50,17 +52,6 @@ func sess(id, ch string, tr announce.Transport, name string) announce.Session {
 	return announce.Session{ID: id, Channel: ch, Transport: tr, Name: name}
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
-
 func TestCountsAndNames(t *testing.T) {
 	tr := newTracker(t, presence.Config{})
 	tr.Connected(sess("a", "news", announce.SSE, "alice"))
@@ -92,34 +83,45 @@ func equal(a, b presence.Snapshot) bool {
 }
 
 // TestPollGrace: a poll client is one session across its polls, present
-// between them for the grace, and gone once the grace passes.
+// between them for the grace, and gone once the grace passes (time is the
+// bubble's: each step lands exactly).
 func TestPollGrace(t *testing.T) {
-	rec := new(recorder)
-	tr := newTracker(t, presence.Config{Grace: time.Second, Sinks: []announce.Events{rec}})
-	p := sess("p1", "news", announce.Poll, "pat")
-	for range 5 { // five polls in a row, as a loop makes them
+	synctest.Test(t, func(t *testing.T) {
+		const grace = time.Second
+		rec := new(recorder)
+		tr := newTracker(t, presence.Config{Grace: grace, Sinks: []announce.Events{rec}})
+		p := sess("p1", "news", announce.Poll, "pat")
+		for range 5 { // five polls in a row, as a loop makes them
+			tr.Connected(p)
+			tr.Disconnected(p)
+			time.Sleep(grace - time.Millisecond) // each poll just inside the last one's grace
+		}
+		tr.Connected(p) // two polls at once (two tabs sharing a cookie)
 		tr.Connected(p)
 		tr.Disconnected(p)
-		time.Sleep(20 * time.Millisecond)
-	}
-	tr.Connected(p) // two polls at once (two tabs sharing a cookie)
-	tr.Connected(p)
-	tr.Disconnected(p)
-	if got := tr.Local("news"); got.Poll != 1 || !slices.Equal(got.Names, []string{"pat"}) {
-		t.Fatalf("during polls: %+v, want one poll observer named pat", got)
-	}
-	time.Sleep(1200 * time.Millisecond) // longer than the grace, but a poll is still attached
-	if got := tr.Local("news"); got.Poll != 1 {
-		t.Fatalf("a poll still waiting was dropped: %+v", got)
-	}
-	tr.Disconnected(p)
-	if got := tr.Local("news"); got.Poll != 1 {
-		t.Fatalf("gone at once, not after the grace: %+v", got)
-	}
-	waitFor(t, "the poll session to expire", func() bool { return tr.Local("news").Empty() })
-	if got := rec.got(); !slices.Equal(got, []string{"connected p1", "disconnected p1"}) {
-		t.Fatalf("sinks got %q, want one connected and one disconnected", got)
-	}
+		if got := tr.Local("news"); got.Poll != 1 || !slices.Equal(got.Names, []string{"pat"}) {
+			t.Fatalf("during polls: %+v, want one poll observer named pat", got)
+		}
+		time.Sleep(2 * grace) // longer than the grace, but a poll is still attached
+		synctest.Wait()
+		if got := tr.Local("news"); got.Poll != 1 {
+			t.Fatalf("a poll still waiting was dropped: %+v", got)
+		}
+		tr.Disconnected(p)
+		time.Sleep(grace - time.Nanosecond)
+		synctest.Wait()
+		if got := tr.Local("news"); got.Poll != 1 {
+			t.Fatalf("gone before the grace passed: %+v", got)
+		}
+		time.Sleep(time.Nanosecond)
+		synctest.Wait()
+		if got := tr.Local("news"); !got.Empty() {
+			t.Fatalf("still present once the grace passed: %+v", got)
+		}
+		if got := rec.got(); !slices.Equal(got, []string{"connected p1", "disconnected p1"}) {
+			t.Fatalf("sinks got %q, want one connected and one disconnected", got)
+		}
+	})
 }
 
 func TestSinksGetSessionsOncePublishedAlways(t *testing.T) {
@@ -167,10 +169,17 @@ func TestEvents(t *testing.T) {
 			t.Fatalf("event %d never came", i)
 		}
 	}
+	// One event on the other channel, emitted after news's: the first its
+	// listener gets must be that one.
+	tr.Connected(sess("c", "other", announce.SSE, "carol"))
 	select {
 	case b := <-other.C():
-		t.Fatalf("a listener of another channel got %s", b)
-	case <-time.After(50 * time.Millisecond):
+		var got presence.Event
+		if err := json.Unmarshal(b, &got); err != nil || got.Channel != "other" || got.Name != "carol" {
+			t.Fatalf("a listener of another channel got %s first, want carol's join", b)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the other channel's event never came")
 	}
 }
 
@@ -191,7 +200,7 @@ func TestSlowListener(t *testing.T) {
 	for i := range 100 {
 		tr.Connected(sess(fmt.Sprint(i), "news", announce.SSE, ""))
 	}
-	waitFor(t, "drops to be counted", func() bool { return tr.Stats().ListenerDropped > 0 })
+	testenv.WaitFor(t, 10*time.Second, "drops to be counted", func() bool { return tr.Stats().ListenerDropped > 0 })
 	if n := tr.Local("news").SSE; n != 100 {
 		t.Fatalf("counted %d, want 100", n)
 	}
@@ -287,11 +296,11 @@ func TestAcrossNodes(t *testing.T) {
 	b.Connected(sess("b1", "news", announce.WebSocket, "bob"))
 	want := presence.Snapshot{Channel: "news", Observers: presence.Counts{Poll: 1, SSE: 1, WS: 1}, Total: 3, Names: []string{"alice", "bob"}}
 	for _, tr := range []*presence.Tracker{a, b} {
-		waitFor(t, "both nodes' observers on "+tr.Node(), func() bool { return equal(tr.Snapshot(t.Context(), "news"), want) })
+		testenv.WaitFor(t, 10*time.Second, "both nodes' observers on "+tr.Node(), func() bool { return equal(tr.Snapshot(t.Context(), "news"), want) })
 	}
 	// B's listener hears A's joins too (and its own).
 	heard := map[string]bool{}
-	waitFor(t, "B to hear every join", func() bool {
+	testenv.WaitFor(t, 10*time.Second, "B to hear every join", func() bool {
 		select {
 		case ev := <-lb.C():
 			var e presence.Event
@@ -321,7 +330,7 @@ func TestBackendDown(t *testing.T) {
 		t.Fatalf("backend down: %+v, want this node's 1, partial", got)
 	}
 	be.setFail(false)
-	waitFor(t, "the counts to meet again", func() bool {
+	testenv.WaitFor(t, 10*time.Second, "the counts to meet again", func() bool {
 		got := a.Snapshot(t.Context(), "news")
 		return !got.Partial && got.Total == 2
 	})
@@ -332,15 +341,22 @@ func TestBackendDown(t *testing.T) {
 	}
 }
 
-// TestEntriesExpire: a node that stops refreshing (crashed) ages out.
+// TestEntriesExpire: a node that stops refreshing (crashed) ages out: its
+// entry's TTL, then this node's cache of other nodes' counts.
 func TestEntriesExpire(t *testing.T) {
-	be := newMemBackend()
-	_ = be.Put(t.Context(), "crashed", map[string]presence.State{"news": {Counts: presence.Counts{WS: 5}}}, 100*time.Millisecond)
-	a := newTracker(t, presence.Config{Node: "A", Backend: view{be}})
-	if got := a.Snapshot(t.Context(), "news"); got.Total != 5 {
-		t.Fatalf("fresh entry: %+v", got)
-	}
-	waitFor(t, "the crashed node's entry to expire", func() bool { return a.Snapshot(t.Context(), "news").Total == 0 })
+	synctest.Test(t, func(t *testing.T) {
+		const ttl = 100 * time.Millisecond
+		be := newMemBackend()
+		_ = be.Put(t.Context(), "crashed", map[string]presence.State{"news": {Counts: presence.Counts{WS: 5}}}, ttl)
+		a := newTracker(t, presence.Config{Node: "A", Backend: view{be}})
+		if got := a.Snapshot(t.Context(), "news"); got.Total != 5 {
+			t.Fatalf("fresh entry: %+v", got)
+		}
+		time.Sleep(ttl + 2*time.Second) // past the TTL and the cache of others' counts
+		if got := a.Snapshot(t.Context(), "news"); got.Total != 0 {
+			t.Fatalf("the crashed node's entry is still counted: %+v", got)
+		}
+	})
 }
 
 func TestConcurrent(t *testing.T) {
@@ -361,7 +377,7 @@ func TestConcurrent(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	waitFor(t, "every session to end", func() bool { return tr.Local("news").Empty() && tr.Stats().Sessions == 0 })
+	testenv.WaitFor(t, 10*time.Second, "every session to end", func() bool { return tr.Local("news").Empty() && tr.Stats().Sessions == 0 })
 	conn, disc := 0, 0
 	for _, e := range rec.got() {
 		switch e[0] {

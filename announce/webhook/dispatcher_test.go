@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -12,10 +14,12 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/announce/announce/announce"
 	"github.com/announce/announce/announce/webhook"
+	"github.com/announce/announce/internal/testenv"
 )
 
 const secret = "s3cret-of-the-webhooks"
@@ -88,16 +92,23 @@ func newDispatcher(t *testing.T, cfg webhook.Config) *webhook.Dispatcher {
 	return d
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
+// inMemory is a client that hands each request to h in the caller's
+// goroutine, with no socket: inside a synctest bubble the dispatcher's
+// timers then run on the bubble's clock.
+func inMemory(h http.Handler) *http.Client {
+	return &http.Client{Transport: roundTripper(func(r *http.Request) (*http.Response, error) {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, r)
+		if err := r.Context().Err(); err != nil {
+			return nil, err
 		}
-		time.Sleep(2 * time.Millisecond)
-	}
+		return rec.Result(), nil
+	})}
 }
+
+type roundTripper func(*http.Request) (*http.Response, error)
+
+func (f roundTripper) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
 func TestDeliversSignedEvents(t *testing.T) {
 	rc := &receiver{t: t}
@@ -108,7 +119,7 @@ func TestDeliversSignedEvents(t *testing.T) {
 	d.Connected(announce.Session{ID: "n-1", Channel: "news", Transport: announce.WebSocket, Name: "alice", Time: at})
 	d.Published(announce.Publication{Message: announce.Message{ID: 42, Channel: "news", Content: "hi", Time: at}, Via: "http", Name: "bob"})
 	d.Disconnected(announce.Session{ID: "n-1", Channel: "news", Transport: announce.WebSocket, Name: "alice", Time: at})
-	waitFor(t, "three deliveries", func() bool { return d.Stats().OK == 3 })
+	testenv.WaitFor(t, 15*time.Second, "three deliveries", func() bool { return d.Stats().OK == 3 })
 	byType := map[string]webhook.Event{}
 	ids := map[string]bool{}
 	for _, e := range rc.events() {
@@ -165,13 +176,15 @@ func TestRetriesUntilUp(t *testing.T) {
 		defer srv.Close()
 		d := newDispatcher(t, webhook.Config{URLs: []string{srv.URL}})
 		d.Published(announce.Publication{Message: announce.Message{ID: 1, Channel: "news"}, Via: "http"})
-		waitFor(t, "delivery after retries", func() bool { return d.Stats().OK == 1 })
+		testenv.WaitFor(t, 15*time.Second, "delivery after retries", func() bool { return d.Stats().OK == 1 })
 		if s := d.Stats(); s.Retries != 3 || s.Failed != 0 || rc.hits.Load() != 4 {
 			t.Fatalf("stats %+v, hits %d; want 3 retries then success", s, rc.hits.Load())
 		}
 	})
 	t.Run("refused", func(t *testing.T) {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
+		// A loopback address of its own, so that nothing else is likely
+		// to take the port between the close and the listen again.
+		l, err := net.Listen("tcp", fmt.Sprintf("127.%d.%d.%d:0", 1+rand.IntN(250), rand.IntN(250), 1+rand.IntN(250)))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -179,45 +192,95 @@ func TestRetriesUntilUp(t *testing.T) {
 		l.Close() // down: connections are refused
 		d := newDispatcher(t, webhook.Config{URLs: []string{"http://" + addr + "/hook"}, Backoff: 100 * time.Millisecond, Attempts: 8})
 		d.Connected(announce.Session{ID: "x", Channel: "news", Transport: announce.SSE})
-		waitFor(t, "a failed attempt", func() bool { return d.Stats().Retries >= 1 })
+		testenv.WaitFor(t, 15*time.Second, "a failed attempt", func() bool { return d.Stats().Retries >= 1 })
 		rc := &receiver{t: t}
 		srv := httptest.NewUnstartedServer(rc)
 		srv.Listener.Close()
 		if srv.Listener, err = net.Listen("tcp", addr); err != nil {
-			t.Skipf("port %s taken meanwhile: %v", addr, err)
+			t.Fatalf("listening again on %s: %v", addr, err)
 		}
 		srv.Start()
 		defer srv.Close()
-		waitFor(t, "delivery once the receiver is up", func() bool { return d.Stats().OK == 1 })
+		testenv.WaitFor(t, 15*time.Second, "delivery once the receiver is up", func() bool { return d.Stats().OK == 1 })
 		if got := rc.events(); len(got) != 1 || got[0].Type != "connected" {
 			t.Fatalf("received %+v", got)
 		}
 	})
 }
 
+// TestNoRetryOn4xx: a refusal is final; ten backoffs later no retry came.
 func TestNoRetryOn4xx(t *testing.T) {
-	rc := &receiver{t: t, answer: func(int64) int { return http.StatusBadRequest }}
-	srv := httptest.NewServer(rc)
-	defer srv.Close()
-	d := newDispatcher(t, webhook.Config{URLs: []string{srv.URL}})
-	d.Published(announce.Publication{Message: announce.Message{ID: 1, Channel: "news"}})
-	waitFor(t, "the failure", func() bool { return d.Stats().Failed == 1 })
-	time.Sleep(100 * time.Millisecond) // ten backoffs: a retry would have come
-	if s := d.Stats(); s.Retries != 0 || rc.hits.Load() != 1 || s.Pending != 0 {
-		t.Fatalf("stats %+v, hits %d; want one attempt, no retry", s, rc.hits.Load())
-	}
+	synctest.Test(t, func(t *testing.T) {
+		rc := &receiver{t: t, answer: func(int64) int { return http.StatusBadRequest }}
+		d := newDispatcher(t, webhook.Config{URLs: []string{"http://receiver.test/hook"}, Client: inMemory(rc)})
+		d.Published(announce.Publication{Message: announce.Message{ID: 1, Channel: "news"}})
+		synctest.Wait()
+		if s := d.Stats(); s.Failed != 1 {
+			t.Fatalf("stats %+v, want the refusal counted as failed", s)
+		}
+		time.Sleep(10 * 10 * time.Millisecond) // ten first backoffs
+		synctest.Wait()
+		if s := d.Stats(); s.Retries != 0 || rc.hits.Load() != 1 || s.Pending != 0 {
+			t.Fatalf("stats %+v, hits %d; want one attempt, no retry", s, rc.hits.Load())
+		}
+	})
 }
 
+// TestGivesUpAfterAttempts: with the default backoff, five tries span about
+// 30 s, and then the delivery counts as failed.
 func TestGivesUpAfterAttempts(t *testing.T) {
-	rc := &receiver{t: t, answer: func(int64) int { return http.StatusBadGateway }}
-	srv := httptest.NewServer(rc)
-	defer srv.Close()
-	d := newDispatcher(t, webhook.Config{URLs: []string{srv.URL}, Attempts: 3})
-	d.Published(announce.Publication{Message: announce.Message{ID: 1, Channel: "news"}})
-	waitFor(t, "the final failure", func() bool { return d.Stats().Failed == 1 })
-	if s := d.Stats(); s.Retries != 2 || rc.hits.Load() != 3 || s.Pending != 0 {
-		t.Fatalf("stats %+v, hits %d; want 3 attempts", s, rc.hits.Load())
-	}
+	synctest.Test(t, func(t *testing.T) {
+		rc := &receiver{t: t, answer: func(int64) int { return http.StatusBadGateway }}
+		d := newDispatcher(t, webhook.Config{URLs: []string{"http://receiver.test/hook"}, Client: inMemory(rc),
+			Backoff: webhook.DefaultBackoff})
+		begin := time.Now()
+		d.Published(announce.Publication{Message: announce.Message{ID: 1, Channel: "news"}})
+		for d.Stats().Failed == 0 {
+			time.Sleep(100 * time.Millisecond)
+		}
+		took := time.Since(begin) // 2+4+8+16 = 30 s, each wait ±20 %
+		if s := d.Stats(); s.Retries != webhook.DefaultAttempts-1 || rc.hits.Load() != webhook.DefaultAttempts || s.Pending != 0 {
+			t.Fatalf("stats %+v, hits %d; want %d attempts", s, rc.hits.Load(), webhook.DefaultAttempts)
+		}
+		if took < 24*time.Second || took > 36*time.Second+100*time.Millisecond {
+			t.Fatalf("five tries took %v, want 30 s ± 20 %%", took)
+		}
+	})
+}
+
+// TestBackoffDoubles: each retry waits twice the one before, within the
+// ±20 % spread.
+func TestBackoffDoubles(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var mu sync.Mutex
+		var at []time.Time
+		rc := &receiver{t: t, answer: func(n int64) int {
+			mu.Lock()
+			at = append(at, time.Now())
+			mu.Unlock()
+			if n < 5 {
+				return http.StatusServiceUnavailable
+			}
+			return http.StatusOK
+		}}
+		const backoff = time.Second
+		d := newDispatcher(t, webhook.Config{URLs: []string{"http://receiver.test/hook"}, Client: inMemory(rc),
+			Backoff: backoff, Attempts: 5})
+		d.Connected(announce.Session{ID: "x", Channel: "news", Transport: announce.SSE})
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		if s := d.Stats(); s.OK != 1 || s.Retries != 4 {
+			t.Fatalf("stats %+v, want delivered on the fifth try", s)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		for i := 1; i < len(at); i++ {
+			want := backoff << (i - 1)
+			if gap := at[i].Sub(at[i-1]); gap < want-want/5 || gap > want+want/5 {
+				t.Errorf("wait before try %d: %v, want %v ± 20 %%", i+1, gap, want)
+			}
+		}
+	})
 }
 
 // TestFullQueueDrops: a receiver that hangs fills the queue; further events
@@ -266,7 +329,7 @@ func TestCloseFlushes(t *testing.T) {
 	defer srv.Close()
 	d := newDispatcher(t, webhook.Config{URLs: []string{srv.URL}, Backoff: time.Hour})
 	d.Disconnected(announce.Session{ID: "x", Channel: "news", Transport: announce.SSE})
-	waitFor(t, "the first failure", func() bool { return d.Stats().Retries == 1 })
+	testenv.WaitFor(t, 15*time.Second, "the first failure", func() bool { return d.Stats().Retries == 1 })
 	down.Store(false)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -284,22 +347,25 @@ func TestCloseFlushes(t *testing.T) {
 
 // TestCloseDeadline: a receiver that hangs cannot hold the shutdown.
 func TestCloseDeadline(t *testing.T) {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		_, _ = io.Copy(io.Discard, r.Body) // so the server notices the client leaving
-		<-r.Context().Done()
-	}))
-	defer srv.Close()
-	d := newDispatcher(t, webhook.Config{URLs: []string{srv.URL}, Timeout: time.Minute})
-	d.Connected(announce.Session{ID: "x", Channel: "news"})
-	d.Connected(announce.Session{ID: "y", Channel: "news"})
-	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
-	defer cancel()
-	if err := d.Close(ctx); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("Close = %v, want the deadline", err)
-	}
-	if s := d.Stats(); s.Dropped != 2 || s.Pending != 0 {
-		t.Fatalf("stats %+v, want both abandoned as dropped", s)
-	}
+	synctest.Test(t, func(t *testing.T) {
+		hang := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() })
+		d := newDispatcher(t, webhook.Config{URLs: []string{"http://receiver.test/hook"}, Client: inMemory(hang), Timeout: time.Minute})
+		d.Connected(announce.Session{ID: "x", Channel: "news"})
+		d.Connected(announce.Session{ID: "y", Channel: "news"})
+		const deadline = 200 * time.Millisecond
+		ctx, cancel := context.WithTimeout(context.Background(), deadline)
+		defer cancel()
+		begin := time.Now()
+		if err := d.Close(ctx); !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Close = %v, want the deadline", err)
+		}
+		if took := time.Since(begin); took > deadline+10*time.Millisecond {
+			t.Errorf("Close took %v with a %v deadline", took, deadline)
+		}
+		if s := d.Stats(); s.Dropped != 2 || s.Pending != 0 {
+			t.Fatalf("stats %+v, want both abandoned as dropped", s)
+		}
+	})
 }
 
 func TestEveryURL(t *testing.T) {
@@ -309,7 +375,7 @@ func TestEveryURL(t *testing.T) {
 	defer sb.Close()
 	d := newDispatcher(t, webhook.Config{URLs: []string{sa.URL, sb.URL}})
 	d.Published(announce.Publication{Message: announce.Message{ID: 3, Channel: "news"}})
-	waitFor(t, "both receivers", func() bool { return len(a.events()) == 1 && len(b.events()) == 1 })
+	testenv.WaitFor(t, 15*time.Second, "both receivers", func() bool { return len(a.events()) == 1 && len(b.events()) == 1 })
 	if a.events()[0].EventID != b.events()[0].EventID {
 		t.Error("one event, two ids")
 	}
@@ -336,7 +402,7 @@ func TestHungReceiverHoldsUpOnlyItself(t *testing.T) {
 	for i := range events {
 		d.Published(announce.Publication{Message: announce.Message{ID: uint64(i + 1), Channel: "news"}})
 	}
-	waitFor(t, "every event at the healthy receiver", func() bool { return len(healthy.events()) == events })
+	testenv.WaitFor(t, 15*time.Second, "every event at the healthy receiver", func() bool { return len(healthy.events()) == events })
 }
 
 func TestNewValidates(t *testing.T) {

@@ -14,8 +14,10 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/announce/announce/internal/serve"
+	"github.com/announce/announce/internal/testenv"
 	"github.com/gorilla/websocket"
 )
 
@@ -104,7 +106,7 @@ func TestBenchPublishersKeepAlive(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { node.Shutdown() })
+	t.Cleanup(func() { testenv.Stop(5*time.Second, node.Shutdown) })
 	proxy, conns := countingProxy(t, node.URL(), false)
 	const messages, publishers, observers = 400, 16, 3
 	rep := runBench(t, "fanout", "--server", proxy, "--transport", "ws", "-n", "3", "--messages", "400",

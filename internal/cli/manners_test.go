@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -107,22 +108,15 @@ func TestSubName(t *testing.T) {
 		done <- sub(ctx, []string{"--server", node.URL(), "-c", "room", "--name", "alice"}, nil, &stdout, &stderr)
 	}()
 	waitForText(t, &stderr, "connected (ws)", 20*time.Second)
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	testenv.WaitFor(t, 20*time.Second, "presence to name alice", func() bool {
 		resp, err := http.Get(node.URL() + "/channels/room/presence")
 		if err != nil {
 			t.Fatal(err)
 		}
 		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		if strings.Contains(string(body), `"alice"`) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("presence never named alice: %s", body)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return strings.Contains(string(body), `"alice"`)
+	})
 	cancel()
 	<-done
 }
@@ -158,13 +152,15 @@ func TestServeListenMistakes(t *testing.T) {
 	}
 }
 
+// waitForText waits until buf holds want, showing what it holds on failure.
 func waitForText(t *testing.T, buf *syncBuffer, want string, timeout time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !strings.Contains(buf.String(), want) {
-		if time.Now().After(deadline) {
-			t.Fatalf("no %q within %v in %q", want, timeout, buf.String())
+	found := false
+	defer func() {
+		if !found {
+			t.Logf("the output so far: %q", buf.String())
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	}()
+	testenv.WaitFor(t, timeout, fmt.Sprintf("%q in the output", want), func() bool { return strings.Contains(buf.String(), want) })
+	found = true
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/announce/announce/client"
 	"github.com/announce/announce/internal/serve"
+	"github.com/announce/announce/internal/testenv"
 )
 
 func startTestNode(t *testing.T, cfg serve.Config) *serve.Node {
@@ -20,7 +21,7 @@ func startTestNode(t *testing.T, cfg serve.Config) *serve.Node {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { node.Shutdown() })
+	t.Cleanup(func() { testenv.Stop(5*time.Second, node.Shutdown) })
 	return node
 }
 

@@ -25,18 +25,6 @@ func publishAll(t *testing.T, server, channel string, contents ...string) {
 	}
 }
 
-// waitFor polls buf until it contains want.
-func waitFor(t *testing.T, buf *syncBuffer, want string) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(buf.String(), want) {
-		if time.Now().After(deadline) {
-			t.Fatalf("no %q in %q", want, buf.String())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 func TestSubPrints(t *testing.T) {
 	node := startTestNode(t, serve.Config{})
 	for _, tr := range []string{"ws", "sse", "poll"} {
@@ -50,10 +38,10 @@ func TestSubPrints(t *testing.T) {
 			go func() {
 				done <- sub(ctx, []string{"--server", node.URL(), "-c", channel, "--transport", tr, "--since", "0"}, nil, &stdout, &stderr)
 			}()
-			waitFor(t, &stdout, "one\ntwo\n")
-			waitFor(t, &stderr, "connected ("+tr+")")
+			waitForText(t, &stdout, "one\ntwo\n", 10*time.Second)
+			waitForText(t, &stderr, "connected ("+tr+")", 10*time.Second)
 			publishAll(t, node.URL(), channel, "three\nlines")
-			waitFor(t, &stdout, "one\ntwo\nthree\nlines\n")
+			waitForText(t, &stdout, "one\ntwo\nthree\nlines\n", 10*time.Second)
 			cancel() // what SIGINT does
 			select {
 			case code := <-done:

@@ -138,7 +138,7 @@ func TestCursorMovesAcrossNodes(t *testing.T) {
 		o.pause()
 	}
 	for _, o := range obs {
-		waitFor(t, settle, o.name+" to disconnect", func() bool { return !o.connected() })
+		testenv.WaitFor(t, settle, o.name+" to disconnect", func() bool { return !o.connected() })
 	}
 	publishRange(41, 70) // missed while away
 	for _, o := range obs {
@@ -209,7 +209,7 @@ func TestNodeShutdownObserversMove(t *testing.T) {
 
 	// Shut node A down in the middle of the stream, once its observers
 	// have had a share of it.
-	waitFor(t, settle, "60 publishes", func() bool { return len(published) >= 60 })
+	testenv.WaitFor(t, settle, "60 publishes", func() bool { return len(published) >= 60 })
 	waitAtLeast(t, obs, l.maxID())
 	if err := a.stop(); err != nil {
 		t.Errorf("shutting down node A: %v", err)
@@ -284,12 +284,12 @@ func TestLaggingNodeCatchesUpToCursor(t *testing.T) {
 			}
 
 			mover.pause()
-			waitFor(t, settle, "the mover to disconnect", func() bool { return !mover.connected() })
+			testenv.WaitFor(t, settle, "the mover to disconnect", func() bool { return !mover.connected() })
 			rounds := mover.polls()
 			mover.resume() // to B, with cursor 8
 			switch k {
 			case wsKind, sseKind:
-				waitFor(t, settle, "the mover to attach to node B", func() bool {
+				testenv.WaitFor(t, settle, "the mover to attach to node B", func() bool {
 					err := get(context.Background(), b.URL()+"/channels/"+ch, &info)
 					return err == nil && info.Observers["ws"]+info.Observers["sse"] == 2
 				})
@@ -297,7 +297,7 @@ func TestLaggingNodeCatchesUpToCursor(t *testing.T) {
 				// Two answered polls: an empty log answer on a lagging node,
 				// checked against the channel's current id, must not look
 				// like a reset store either.
-				waitFor(t, settle, "two polls on node B", func() bool { return mover.polls() >= rounds+2 })
+				testenv.WaitFor(t, settle, "two polls on node B", func() bool { return mover.polls() >= rounds+2 })
 			}
 			proxy.release()
 			publishRange(9, 10)

@@ -112,7 +112,7 @@ func TestChannelTTLKeepsChannelsObservedOnOtherNodes(t *testing.T) {
 	})
 	a, b := nodes[0], nodes[1]
 	lines := openSSE(t, b.URL()+"/channels/watched/events")
-	waitFor(t, 30*time.Second, "node A to see node B's observer", func() bool {
+	testenv.WaitFor(t, 30*time.Second, "node A to see node B's observer", func() bool {
 		return strings.Contains(getBody(t, a.URL()+"/channels/watched/presence"), `"total":1`)
 	})
 	for _, ch := range []string{"watched", "unwatched"} {
@@ -122,7 +122,7 @@ func TestChannelTTLKeepsChannelsObservedOnOtherNodes(t *testing.T) {
 	}
 	// A pass that deleted unwatched, idle since after watched was last
 	// published, looked at watched too.
-	waitFor(t, 60*time.Second, "the TTL to delete the unobserved channel", func() bool {
+	testenv.WaitFor(t, 60*time.Second, "the TTL to delete the unobserved channel", func() bool {
 		return currentID(t, a.URL(), "unwatched") == 0
 	})
 	if cur := currentID(t, a.URL(), "watched"); cur != 1 {

@@ -20,6 +20,7 @@ import (
 
 	"github.com/announce/announce/announce"
 	"github.com/announce/announce/internal/serve"
+	"github.com/announce/announce/internal/testenv"
 )
 
 // settle bounds every wait of these tests. It is generous because they run
@@ -53,9 +54,6 @@ func startNode(t testing.TB, cfg serve.Config) *node {
 	if cfg.PollTimeout == 0 {
 		cfg.PollTimeout = 5 * time.Second
 	}
-	if cfg.ShutdownTimeout == 0 {
-		cfg.ShutdownTimeout = 5 * time.Second
-	}
 	n, err := serve.Start(cfg)
 	if err != nil {
 		t.Fatalf("starting a node on Redis %s: %v", cfg.Redis, err)
@@ -79,7 +77,7 @@ func (n *node) stop() error {
 	n.once.Do(func() {
 		httpClient.CloseIdleConnections()
 		streamClient.CloseIdleConnections()
-		n.err = n.Shutdown()
+		n.err = testenv.Stop(5*time.Second, n.Shutdown)
 	})
 	return n.err
 }
@@ -97,19 +95,6 @@ func startCluster(t testing.TB, addr string, n int, cfg func(*serve.Config)) []*
 		nodes[i] = startNode(t, c)
 	}
 	return nodes
-}
-
-// waitFor polls cond every few milliseconds until it holds, failing the test
-// after timeout.
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("waited %v for %s", timeout, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 // published is the answer to one publish.
@@ -811,7 +796,7 @@ func waitReached(t testing.TB, obs []*observer, id uint64, content string) {
 func waitAtLeast(t testing.TB, obs []*observer, id uint64) {
 	t.Helper()
 	for _, o := range obs {
-		waitFor(t, settle, fmt.Sprintf("%s to reach id %d", o.name, id), func() bool {
+		testenv.WaitFor(t, settle, fmt.Sprintf("%s to reach id %d", o.name, id), func() bool {
 			m, _ := o.last()
 			return m.ID >= id
 		})
@@ -822,7 +807,7 @@ func waitAtLeast(t testing.TB, obs []*observer, id uint64) {
 func waitConnected(t testing.TB, obs []*observer) {
 	t.Helper()
 	for _, o := range obs {
-		waitFor(t, settle, o.name+" to connect", o.connected)
+		testenv.WaitFor(t, settle, o.name+" to connect", o.connected)
 	}
 }
 

@@ -52,7 +52,7 @@ func TestNodeWatchesOnlyObservedChannels(t *testing.T) {
 	waitReached(t, []*observer{o}, 2, "first")
 
 	o.stop()
-	waitFor(t, settle, "node B to unsubscribe from "+topic, watching(0))
+	testenv.WaitFor(t, settle, "node B to unsubscribe from "+topic, watching(0))
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	if chans, err := rdb.PubSubChannels(ctx, "announce:*").Result(); err != nil || len(chans) != 0 {
@@ -89,5 +89,5 @@ func TestNodeWatchesOnlyObservedChannels(t *testing.T) {
 		checkExact(t, o, l, o.messages(), next, next)
 		o.stop()
 	}
-	waitFor(t, settle, "node B to unsubscribe at last", watching(0))
+	testenv.WaitFor(t, settle, "node B to unsubscribe at last", watching(0))
 }

@@ -30,7 +30,7 @@ func redisClient(t testing.TB, addr string) *goredis.Client {
 func ingestingNode(t testing.TB, rc *goredis.Client, name string, nodes []*node) *node {
 	t.Helper()
 	var leader *node
-	waitFor(t, settle, "one node to ingest", func() bool {
+	testenv.WaitFor(t, settle, "one node to ingest", func() bool {
 		leader = nil
 		leading := 0
 		for _, n := range nodes {
@@ -105,13 +105,13 @@ func TestRawIngestTwoNodesExactlyOnce(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, settle, "feed.sports to reach id 2", func() bool { return current(t, nodes[1], "feed.sports").ID == 2 })
+	testenv.WaitFor(t, settle, "feed.sports to reach id 2", func() bool { return current(t, nodes[1], "feed.sports").ID == 2 })
 	if news := current(t, nodes[0], "feed.news"); news.ID != 1 || news.Content != "on feed.news" {
 		t.Fatalf("feed.news: %+v, want id 1", news)
 	}
 	// The counter moves just after the append, which the checks above saw.
 	var total float64
-	waitFor(t, settle, "the ingest counters to reach 53", func() bool {
+	testenv.WaitFor(t, settle, "the ingest counters to reach 53", func() bool {
 		total = metric(t, nodes[0].URL(), "announce_ingested_total") + metric(t, nodes[1].URL(), "announce_ingested_total")
 		return total >= 53
 	})
@@ -147,7 +147,7 @@ func TestRawIngestDropsInvalid(t *testing.T) {
 		}
 	}
 	var cur announce.Message
-	waitFor(t, settle, "the second valid message", func() bool {
+	testenv.WaitFor(t, settle, "the second valid message", func() bool {
 		cur = current(t, n, "chat")
 		return cur.Content == "second"
 	})

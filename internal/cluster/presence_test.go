@@ -56,7 +56,7 @@ func awaitPresence(t *testing.T, bases []string, ch string, want presence.Counts
 	}
 	for _, base := range bases {
 		var got presence.Snapshot
-		waitFor(t, settle, "presence on "+base, func() bool {
+		testenv.WaitFor(t, settle, "presence on "+base, func() bool {
 			got = readPresence(t, base, ch)
 			return got.Observers == want && got.Total == want.Total() && slices.Equal(got.Names, names) && !got.Partial
 		})
@@ -350,9 +350,9 @@ func TestWebhooksPerNode(t *testing.T) {
 	a, b := nodes[0], nodes[1]
 	dialWSPresence(t, a.URL(), "/channels/room/ws?name=ann")
 	openStream(t, b.URL()+"/channels/room/events?name=ben")
-	waitFor(t, settle, "both connected", func() bool { return has("connected", "node-a", "ann") && has("connected", "node-b", "ben") })
+	testenv.WaitFor(t, settle, "both connected", func() bool { return has("connected", "node-a", "ann") && has("connected", "node-b", "ben") })
 	m := mustPublish(t, newLedger(), a.URL(), "room", "hi")
-	waitFor(t, settle, "published", func() bool {
+	testenv.WaitFor(t, settle, "published", func() bool {
 		for _, e := range events() {
 			if e.Type == "published" && e.ID == m.ID && e.Node == "node-a" {
 				return true

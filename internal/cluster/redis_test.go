@@ -23,7 +23,7 @@ const outageBound = 3 * time.Second
 func waitReady(t *testing.T, nodes []*node, want int) {
 	t.Helper()
 	for _, n := range nodes {
-		waitFor(t, settle, fmt.Sprintf("%s/readyz to answer %d", n.URL(), want), func() bool {
+		testenv.WaitFor(t, settle, fmt.Sprintf("%s/readyz to answer %d", n.URL(), want), func() bool {
 			return status(n.URL(), "/readyz") == want
 		})
 	}
@@ -103,16 +103,16 @@ func TestRedisRestartLosesNothingAcknowledged(t *testing.T) {
 		})
 	}
 
-	waitFor(t, settle, "100 acknowledged publishes", func() bool { return l.count() >= 100 })
+	testenv.WaitFor(t, settle, "100 acknowledged publishes", func() bool { return l.count() >= 100 })
 	r.Stop()
 	waitReady(t, nodes, http.StatusServiceUnavailable)
 	for _, p := range pubs {
-		waitFor(t, settle, "3 publishes answered 503 on "+p.base, func() bool { return p.unavailable() >= 3 })
+		testenv.WaitFor(t, settle, "3 publishes answered 503 on "+p.base, func() bool { return p.unavailable() >= 3 })
 	}
 	acked := l.count()
 	r.Start()
 	waitReady(t, nodes, http.StatusOK)
-	waitFor(t, settle, fmt.Sprintf("%d acknowledged publishes", total), func() bool { return l.count() >= total })
+	testenv.WaitFor(t, settle, fmt.Sprintf("%d acknowledged publishes", total), func() bool { return l.count() >= total })
 	// The publishers stop by themselves at total. Cancelling them would
 	// leave publishes stored but unacknowledged past the ledger's top.
 	wg.Wait()
@@ -185,7 +185,7 @@ func TestRedisRestartWithoutPersistenceResets(t *testing.T) {
 	after := newLedger()
 	first := "after 1"
 	after.attempt(first)
-	waitFor(t, settle, "a publish to succeed after the restart", func() bool {
+	testenv.WaitFor(t, settle, "a publish to succeed after the restart", func() bool {
 		p := publish(context.Background(), nodes[1].URL(), ch, first)
 		if p.status == http.StatusCreated {
 			if p.msg.ID != 1 {
@@ -286,8 +286,8 @@ func TestPubSubLossIsRecoveredFromHistory(t *testing.T) {
 		})
 	}
 	for _, at := range []int{50, 120, 200} {
-		waitFor(t, settle, fmt.Sprintf("%d publishes", at), func() bool { return l.count() >= at })
-		waitFor(t, settle, "every node to be subscribed", func() bool {
+		testenv.WaitFor(t, settle, fmt.Sprintf("%d publishes", at), func() bool { return l.count() >= at })
+		testenv.WaitFor(t, settle, "every node to be subscribed", func() bool {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 			defer cancel()
 			n, err := rdb.PubSubNumSub(ctx, "announce:{"+ch+"}").Result()
@@ -316,7 +316,7 @@ func TestPubSubLossIsRecoveredFromHistory(t *testing.T) {
 	}
 	var filled float64
 	for _, n := range nodes {
-		waitFor(t, settle, n.URL()+" to count its reconnects", func() bool {
+		testenv.WaitFor(t, settle, n.URL()+" to count its reconnects", func() bool {
 			return metric(t, n.URL(), "announce_redis_reconnects_total") >= 3
 		})
 		filled += metric(t, n.URL(), "announce_gaps_filled_total")

@@ -102,7 +102,7 @@ func TestRedisClusterTwoNodes(t *testing.T) {
 	for i, rn := range c.Nodes {
 		clients[i] = redisClient(t, rn.Addr)
 	}
-	waitFor(t, settle, "one node to ingest, subscribed", func() bool {
+	testenv.WaitFor(t, settle, "one node to ingest, subscribed", func() bool {
 		var subs int64
 		for _, rc := range clients {
 			n, err := rc.PubSubNumSub(context.Background(), "raw").Result()
@@ -119,7 +119,7 @@ func TestRedisClusterTwoNodes(t *testing.T) {
 			if err := rc.Publish(t.Context(), ch, fmt.Sprintf("%s via %d", ch, i)).Err(); err != nil {
 				t.Fatal(err)
 			}
-			waitFor(t, settle, fmt.Sprintf("PUBLISH %s on cluster node %d ingested", ch, i), func() bool {
+			testenv.WaitFor(t, settle, fmt.Sprintf("PUBLISH %s on cluster node %d ingested", ch, i), func() bool {
 				m := current(t, nodes[(i+1)%2], ch)
 				return m.ID == uint64(i+1) && m.Content == fmt.Sprintf("%s via %d", ch, i)
 			})

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/announce/announce/internal/serve"
+	"github.com/announce/announce/internal/testenv"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 )
@@ -299,13 +300,7 @@ func observers(t *testing.T, base, channel string) int {
 // waitObserverTotal waits until the channel has exactly n observers.
 func waitObserverTotal(t *testing.T, base, channel string, n int) {
 	t.Helper()
-	deadline := time.Now().Add(resumeTimeout)
-	for observers(t, base, channel) != n {
-		if time.Now().After(deadline) {
-			t.Fatalf("the channel %s has %d observers, want %d", channel, observers(t, base, channel), n)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testenv.WaitFor(t, resumeTimeout, fmt.Sprintf("exactly %d observers on %s", n, channel), func() bool { return observers(t, base, channel) == n })
 }
 
 // TestClientSharedTabs: three tabs subscribe with shared: true. The server

@@ -62,7 +62,7 @@ func startNode(t *testing.T, cfg serve.Config) *node {
 
 func (n *node) shutdown(t *testing.T) {
 	t.Helper()
-	n.once.Do(func() { n.err = n.Shutdown() })
+	n.once.Do(func() { n.err = testenv.Stop(5*time.Second, n.Shutdown) })
 	if n.err != nil {
 		t.Errorf("shutting down the node at %s: %v", n.Addr(), n.err)
 	}
@@ -367,8 +367,7 @@ func get(t *testing.T, url string) string {
 // cursor-less classic client is really waiting.
 func waitObservers(t *testing.T, base, channel, transport string, n int) {
 	t.Helper()
-	deadline := time.Now().Add(arriveTimeout)
-	for {
+	testenv.WaitFor(t, arriveTimeout, fmt.Sprintf("%d %s observers on %s", n, transport, channel), func() bool {
 		var info struct {
 			Observers map[string]int `json:"observers"`
 		}
@@ -376,14 +375,8 @@ func waitObservers(t *testing.T, base, channel, transport string, n int) {
 		if err := json.Unmarshal([]byte(raw), &info); err != nil {
 			t.Fatalf("channel info %s: %v", raw, err)
 		}
-		if info.Observers[transport] >= n {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("waiting for %d %s observers on %s: have %v", n, transport, channel, info.Observers)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return info.Observers[transport] >= n
+	})
 }
 
 // contextFor bounds one action on the tab.

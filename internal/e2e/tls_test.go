@@ -121,11 +121,5 @@ func evalAwait[T any](b *browser, expr string) T {
 
 func waitHubObservers(t *testing.T, hub *announce.Hub, tr announce.Transport, want int64) {
 	t.Helper()
-	deadline := time.Now().Add(arriveTimeout)
-	for hub.Stats().Observers(tr) != want {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d %s observers after %v, want %d", hub.Stats().Observers(tr), tr, arriveTimeout, want)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testenv.WaitFor(t, arriveTimeout, fmt.Sprintf("%d %s observers", want, tr), func() bool { return hub.Stats().Observers(tr) == want })
 }

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/announce/announce/internal/testenv"
 )
 
 // TestProcessAcceptRecoversFromEMFILE: a server out of file descriptors
@@ -31,7 +33,7 @@ func TestProcessAcceptRecoversFromEMFILE(t *testing.T) {
 	// or its header timeout passes (10 s), so the server runs out of them
 	// and a new client waits in the backlog, unanswered.
 	client := &http.Client{Timeout: time.Second}
-	waitFor(t, 30*time.Second, "the server to run out of descriptors", func() bool {
+	testenv.WaitFor(t, 30*time.Second, "the server to run out of descriptors", func() bool {
 		resp, err := client.Get(s.URL + "/healthz")
 		if err == nil {
 			resp.Body.Close()
@@ -43,7 +45,7 @@ func TestProcessAcceptRecoversFromEMFILE(t *testing.T) {
 	}
 
 	// Within the longest back-off (1 s) and a margin for a loaded machine.
-	waitFor(t, 30*time.Second, "/healthz answering after the clients left", func() bool {
+	testenv.WaitFor(t, 30*time.Second, "/healthz answering after the clients left", func() bool {
 		resp, err := client.Get(s.URL + "/healthz")
 		if err != nil {
 			return false

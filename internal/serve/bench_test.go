@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/announce/announce/internal/serve"
+	"github.com/announce/announce/internal/testenv"
 )
 
 // BenchmarkPublishHTTP is the end-to-end publish throughput of one node:
@@ -114,7 +115,7 @@ func benchNode(b *testing.B, memory bool) *serve.Node {
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(func() { _ = node.Shutdown() })
+	b.Cleanup(func() { _ = testenv.Stop(5*time.Second, node.Shutdown) })
 	return node
 }
 

@@ -58,7 +58,7 @@ func TestProcessRawIngestTakeover(t *testing.T) {
 	nodes := []*server{startServer(t, t.TempDir(), args...), startServer(t, t.TempDir(), args...)}
 
 	var leader, other *server
-	waitFor(t, 30*time.Second, "one node to ingest", func() bool {
+	testenv.WaitFor(t, 30*time.Second, "one node to ingest", func() bool {
 		a, b := leading(nodes[0]), leading(nodes[1])
 		switch {
 		case a && !b:
@@ -75,11 +75,11 @@ func TestProcessRawIngestTakeover(t *testing.T) {
 			t.Fatalf("PUBLISH: %d receivers, %v; want the ingesting node alone", n, err)
 		}
 	}
-	waitFor(t, 30*time.Second, "the 5 messages", func() bool { return getChannel(t, other.URL, "chat").Current.ID == 5 })
+	testenv.WaitFor(t, 30*time.Second, "the 5 messages", func() bool { return getChannel(t, other.URL, "chat").Current.ID == 5 })
 
 	leader.kill()
 	killed := time.Now()
-	waitFor(t, 2*takeoverLimit, "the other node to take over", func() bool { return leading(other) })
+	testenv.WaitFor(t, 2*takeoverLimit, "the other node to take over", func() bool { return leading(other) })
 	took := time.Since(killed)
 	t.Logf("took over %v after the kill", took.Round(time.Millisecond))
 	if took > takeoverLimit {
@@ -90,7 +90,7 @@ func TestProcessRawIngestTakeover(t *testing.T) {
 			t.Fatalf("PUBLISH after the takeover: %d receivers, %v", n, err)
 		}
 	}
-	waitFor(t, 30*time.Second, "the 5 messages after the takeover", func() bool {
+	testenv.WaitFor(t, 30*time.Second, "the 5 messages after the takeover", func() bool {
 		return getChannel(t, other.URL, "chat").Current.ID == 10
 	})
 	got := history(t, other.URL, "chat")

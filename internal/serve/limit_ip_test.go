@@ -49,7 +49,7 @@ func TestMaxConnsPerIPRefusesWith429BeforeTheUpgrade(t *testing.T) {
 			resp.StatusCode, resp.Header.Get("Retry-After"), body)
 	}
 	held[0].Close()
-	waitFor(t, 30*time.Second, "a freed place", func() bool {
+	testenv.WaitFor(t, 30*time.Second, "a freed place", func() bool {
 		resp, err := (&http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}).Get(n.URL() + "/channels/x")
 		if err != nil {
 			return false
@@ -63,7 +63,7 @@ func TestMaxConnsPerIPRefusesWith429BeforeTheUpgrade(t *testing.T) {
 	// Places free as the server sees the closes: ask until one is free.
 	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 	var metrics string
-	waitFor(t, 30*time.Second, "the refusal counted in /metrics", func() bool {
+	testenv.WaitFor(t, 30*time.Second, "the refusal counted in /metrics", func() bool {
 		resp, err := client.Get(n.URL() + "/metrics")
 		if err != nil {
 			return false

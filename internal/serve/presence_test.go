@@ -13,6 +13,7 @@ import (
 
 	"github.com/announce/announce/announce/webhook"
 	"github.com/announce/announce/internal/serve"
+	"github.com/announce/announce/internal/testenv"
 )
 
 // openStream opens an SSE stream on u and returns a function that drops it.
@@ -53,7 +54,7 @@ func TestShutdownFlushesWebhooks(t *testing.T) {
 		Node: "n1", Webhooks: []string{rcv.URL}, WebhookSecret: secret,
 	}})
 	openStream(t, n.URL()+"/channels/news/events?name=sue")
-	waitFor(t, 10*time.Second, "connected", func() bool {
+	testenv.WaitFor(t, 10*time.Second, "connected", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(got) == 1
@@ -61,7 +62,7 @@ func TestShutdownFlushesWebhooks(t *testing.T) {
 	// The receiver may see the event before the worker counts it: poll.
 	series := []string{`announce_webhook_events_total{result="ok"} 1`, `announce_webhook_events_total{result="dropped"} 0`, "announce_presence_sessions 1"}
 	var metrics []byte
-	waitFor(t, 10*time.Second, "webhook metrics", func() bool {
+	testenv.WaitFor(t, 10*time.Second, "webhook metrics", func() bool {
 		resp, err := http.Get(n.URL() + "/metrics")
 		if err != nil {
 			return false
@@ -75,7 +76,7 @@ func TestShutdownFlushesWebhooks(t *testing.T) {
 		}
 		return true
 	})
-	if err := n.Shutdown(); err != nil {
+	if err := testenv.Stop(5*time.Second, n.Shutdown); err != nil {
 		t.Fatalf("Shutdown: %v", err)
 	}
 	mu.Lock()
@@ -88,18 +89,27 @@ func TestShutdownFlushesWebhooks(t *testing.T) {
 // TestShutdownWithHangingWebhookReceiver: a receiver that never answers
 // cannot fail a graceful shutdown nor hold it past the deadline.
 func TestShutdownWithHangingWebhookReceiver(t *testing.T) {
+	arrived := make(chan struct{}, 1)
 	rcv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
+		select {
+		case arrived <- struct{}{}:
+		default:
+		}
 		<-r.Context().Done()
 	}))
 	defer rcv.Close()
-	n := start(t, serve.Config{Memory: true, ShutdownTimeout: time.Second, Presence: serve.PresenceConfig{
+	n := start(t, serve.Config{Memory: true, Presence: serve.PresenceConfig{
 		Webhooks: []string{rcv.URL}, WebhookTimeout: time.Minute,
 	}})
 	openStream(t, n.URL()+"/channels/news/events")
-	time.Sleep(100 * time.Millisecond) // the connected event is in flight, hanging
+	select {
+	case <-arrived: // the connected event is in flight, hanging
+	case <-time.After(10 * time.Second):
+		t.Fatal("the connected event never reached the receiver")
+	}
 	start := time.Now()
-	if err := n.Shutdown(); err != nil {
+	if err := testenv.Stop(time.Second, n.Shutdown); err != nil {
 		t.Fatalf("Shutdown: %v", err)
 	}
 	if took := time.Since(start); took > 5*time.Second {
@@ -109,7 +119,7 @@ func TestShutdownWithHangingWebhookReceiver(t *testing.T) {
 
 func TestStartRefusesBadWebhook(t *testing.T) {
 	if n, err := serve.Start(serve.Config{Listen: "127.0.0.1:0", Memory: true, Presence: serve.PresenceConfig{Webhooks: []string{"ftp://x"}}}); err == nil {
-		_ = n.Shutdown()
+		_ = testenv.Stop(5*time.Second, n.Shutdown)
 		t.Fatal("started with an ftp:// webhook")
 	}
 }

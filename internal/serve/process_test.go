@@ -18,6 +18,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/announce/announce/announce"
+	"github.com/announce/announce/internal/testenv"
 )
 
 // Process tests: the real binary, real signals, real sockets.
@@ -101,7 +102,7 @@ func TestProcessKill9KeepsAcknowledged(t *testing.T) {
 		})
 	}
 	// Kill it while publishes are in flight, once a fair number went through.
-	waitFor(t, 30*time.Second, "300 acknowledged publishes", func() bool {
+	testenv.WaitFor(t, 30*time.Second, "300 acknowledged publishes", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(acked) >= 300
@@ -203,7 +204,7 @@ func TestProcessSIGTERMEndsObservers(t *testing.T) {
 	}
 	defer preconnect.Close()
 
-	waitFor(t, 10*time.Second, "the long-poll, SSE and WebSocket observers to register", func() bool {
+	testenv.WaitFor(t, 10*time.Second, "the long-poll, SSE and WebSocket observers to register", func() bool {
 		o := getChannel(t, s.URL, "bye").Observers
 		return o["poll"] == 1 && o["sse"] == 1 && o["ws"] == 1
 	})
@@ -409,7 +410,7 @@ func TestProcessMaxConns(t *testing.T) {
 	}
 	one := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{MaxConnsPerHost: 1, MaxIdleConnsPerHost: 1}}
 	defer one.CloseIdleConnections()
-	waitFor(t, 20*time.Second, "four long-polls to wait", func() bool {
+	testenv.WaitFor(t, 20*time.Second, "four long-polls to wait", func() bool {
 		resp, err := one.Get(s.URL + "/channels/held")
 		if err != nil {
 			t.Fatal(err)
@@ -459,7 +460,7 @@ func TestProcessMaxConns(t *testing.T) {
 	}
 
 	polls[0].Close() // one of the five goes: a new connection is served
-	waitFor(t, 20*time.Second, "a place under the limit", func() bool {
+	testenv.WaitFor(t, 20*time.Second, "a place under the limit", func() bool {
 		status, all := get("/channels/held")
 		return strings.HasPrefix(status, "HTTP/1.1 200") && strings.Contains(all, `"channel"`)
 	})

@@ -64,16 +64,22 @@ func TestScheduleSurvivesRestart(t *testing.T) {
 
 	time.Sleep(time.Until(at.Add(200 * time.Millisecond)))
 	second := start(t, serve.Config{DataDir: dir})
-	waitFor(t, 10*time.Second, "the missed schedule to fire", func() bool {
+	testenv.WaitFor(t, 10*time.Second, "the missed schedule to fire", func() bool {
 		return getChannel(t, second.URL(), "restart").Current.ID == 1
 	})
-	waitFor(t, 10*time.Second, "the missed expiry to fire", func() bool {
+	testenv.WaitFor(t, 10*time.Second, "the missed expiry to fire", func() bool {
 		return getChannel(t, second.URL(), "expiring").Current.ID == 2
 	})
-	time.Sleep(1500 * time.Millisecond) // more than a poll: nothing fires twice
+	// A later schedule, due more than a poll from now: the scheduler fires
+	// in due order, so once it fired, a second firing of the missed one
+	// would have come before it.
+	schedule(t, second.URL(), "restart", "marker", time.Now().Add(1500*time.Millisecond))
+	testenv.WaitFor(t, 10*time.Second, "the later schedule to fire", func() bool {
+		return getChannel(t, second.URL(), "restart").Current.ID >= 2
+	})
 	log := history(t, second.URL(), "restart")
-	if len(log) != 1 || log[0].Content != "while you were out" || log[0].Time.Before(at.Add(200*time.Millisecond)) {
-		t.Fatalf("log after restart: %+v; want the message once, with its late firing time", log)
+	if len(log) != 2 || log[0].Content != "while you were out" || log[0].Time.Before(at.Add(200*time.Millisecond)) || log[1].Content != "marker" {
+		t.Fatalf("log after restart: %+v; want the message once, with its late firing time, then the marker", log)
 	}
 	exp := history(t, second.URL(), "expiring")
 	if len(exp) != 2 || exp[1].Content != "" || exp[1].Expired != brief.ID {
@@ -141,7 +147,7 @@ func scheduleFiresOnceAcross(t *testing.T, url string) {
 	defer cancel()
 	onA := sseMessages(t, ctx, a.URL(), "once")
 	onB := sseMessages(t, ctx, b.URL(), "once")
-	waitFor(t, 5*time.Second, "both observers", func() bool {
+	testenv.WaitFor(t, 5*time.Second, "both observers", func() bool {
 		return getChannel(t, a.URL(), "once").Observers["sse"] == 1 && getChannel(t, b.URL(), "once").Observers["sse"] == 1
 	})
 
@@ -192,9 +198,9 @@ func scheduleFiresOnceAcross(t *testing.T, url string) {
 			}
 		}
 	}
-	time.Sleep(1500 * time.Millisecond) // more than a poll on both nodes
-	if log := history(t, a.URL(), "once"); len(log) != n {
-		t.Fatalf("history holds %d messages, want %d: a schedule fired twice or not at all", len(log), n)
+	markAfterAPoll(t, []*serve.Node{a, b}, "once", onA, onB, n)
+	if log := history(t, a.URL(), "once"); len(log) != n+2 {
+		t.Fatalf("history holds %d messages, want %d: a schedule fired twice or not at all", len(log), n+2)
 	}
 
 	// A TTL set on B expires on A too.
@@ -212,8 +218,33 @@ func scheduleFiresOnceAcross(t *testing.T, url string) {
 			}
 		}
 	}
-	time.Sleep(1500 * time.Millisecond)
-	if log := history(t, a.URL(), "once"); len(log) != n+2 {
-		t.Fatalf("history holds %d messages, want %d: the expiry fired twice", len(log), n+2)
+	markAfterAPoll(t, []*serve.Node{a, b}, "once", onA, onB, n+4)
+	if log := history(t, a.URL(), "once"); len(log) != n+6 {
+		t.Fatalf("history holds %d messages, want %d: the expiry fired twice", len(log), n+6)
+	}
+}
+
+// markAfterAPoll schedules a marker on each node, due more than a poll
+// from now, and waits until both observers got both markers as the next
+// messages after id last. Each node's scheduler fires in due order, its own
+// marker at the latest: a second firing of something due earlier would
+// have come before them.
+func markAfterAPoll(t *testing.T, nodes []*serve.Node, channel string, onA, onB <-chan announce.Message, last uint64) {
+	t.Helper()
+	at := time.Now().Add(1500 * time.Millisecond)
+	for i, nd := range nodes {
+		schedule(t, nd.URL(), channel, fmt.Sprint("marker-", i), at)
+	}
+	for name, ch := range map[string]<-chan announce.Message{"A": onA, "B": onB} {
+		for want := last + 1; want <= last+uint64(len(nodes)); want++ {
+			select {
+			case m := <-ch:
+				if m.ID != want || !strings.HasPrefix(m.Content, "marker-") {
+					t.Fatalf("node %s got %+v, want marker id %d: something fired twice", name, m, want)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatalf("node %s never got marker id %d", name, want)
+			}
+		}
 	}
 }

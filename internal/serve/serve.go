@@ -21,23 +21,22 @@ import (
 
 // Config is one node's configuration; main fills it from flags and ANNOUNCE_* variables.
 type Config struct {
-	Listen          string
-	DataDir         string
-	Memory          bool
-	Redis           string
-	History         int
-	MaxMessage      int
-	PollTimeout     time.Duration
-	PublishKey      string
-	CORSOrigins     []string
-	AllowedOrigins  []string
-	MaxConns        int
-	Queue           int
-	ShutdownTimeout time.Duration
-	Welcome         string
-	PrivatePrefix   string // channels needing a token to observe (api.DefaultPrivatePrefix)
-	TokenSecret     string // signs tokens; empty: derived from PublishKey, else random
-	Logger          *slog.Logger
+	Listen         string
+	DataDir        string
+	Memory         bool
+	Redis          string
+	History        int
+	MaxMessage     int
+	PollTimeout    time.Duration
+	PublishKey     string
+	CORSOrigins    []string
+	AllowedOrigins []string
+	MaxConns       int
+	Queue          int
+	Welcome        string
+	PrivatePrefix  string // channels needing a token to observe (api.DefaultPrivatePrefix)
+	TokenSecret    string // signs tokens; empty: derived from PublishKey, else random
+	Logger         *slog.Logger
 	// IdleTimeout is how long a channel without observers stays loaded (and,
 	// on Redis, subscribed); zero takes the hub's default (1m).
 	IdleTimeout time.Duration
@@ -90,9 +89,6 @@ type Node struct {
 func Start(cfg Config) (*Node, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
-	if cfg.ShutdownTimeout <= 0 {
-		cfg.ShutdownTimeout = 10 * time.Second
 	}
 	n := &Node{cfg: cfg, done: make(chan error, 1)}
 	reg := prometheus.NewRegistry()
@@ -233,39 +229,6 @@ func (n *Node) welcome(shared announce.Idempotency) error {
 // welcomeKey is the idempotency key of the --welcome publish.
 const welcomeKey = "announce-welcome"
 
-// Shutdown stops accepting, answers waiting long-polls with the current
-// message, ends SSE streams, closes WebSockets with 1001 and closes the
-// store, within the shutdown timeout. Calls after the first return its result.
-func (n *Node) Shutdown() error {
-	n.shutdownOnce.Do(func() { n.shutdownErr = n.shutdown() })
-	return n.shutdownErr
-}
-
-func (n *Node) shutdown() error {
-	ctx, cancel := context.WithTimeout(context.Background(), n.cfg.ShutdownTimeout)
-	defer cancel()
-	n.api.Shutdown()
-	late := n.http.Shutdown(ctx) != nil // requests still running at the deadline
-	waited := make(chan struct{})
-	go func() { n.api.Wait(); close(waited) }()
-	select {
-	case <-waited:
-	case <-ctx.Done():
-		select {
-		case <-waited: // both were ready: the streams did end
-		default:
-			late = true
-		}
-	}
-	n.http.Close() // whatever is left
-	if late {
-		// A client that reads nothing, or trickles a body, is cut at the
-		// deadline: that is the deadline working, not the stop failing.
-		n.cfg.Logger.Warn("connections still busy at the shutdown deadline were closed", "shutdown_timeout", n.cfg.ShutdownTimeout)
-	}
-	return n.close(ctx)
-}
-
 // freshConns tracks the connections that have not begun a request, and
 // closes them when the server shuts down. net/http's Shutdown counts such a
 // connection as busy for its first 5 seconds (go.dev/issue/22682), so one
@@ -307,6 +270,13 @@ func (f *freshConns) closeAll() {
 }
 
 func (n *Node) close(ctx context.Context) error {
+	err := n.stopServices(ctx)
+	n.flushWebhooks(ctx) // last: it may take what is left of the deadline
+	return err
+}
+
+// stopServices stops everything behind the HTTP server but the webhooks.
+func (n *Node) stopServices(ctx context.Context) error {
 	n.stopTLS()
 	err := errors.Join(n.stopRedisExtras(), n.stopPresence(ctx)) // after the streams ended: their disconnections reach the webhooks
 	if n.hub != nil {
@@ -316,9 +286,7 @@ func (n *Node) close(ctx context.Context) error {
 			err = errors.Join(err, herr)
 		}
 	}
-	err = errors.Join(err, n.store.Close())
-	n.flushWebhooks(ctx) // last: it may take what is left of the deadline
-	return err
+	return errors.Join(err, n.store.Close())
 }
 
 // Done reports the end of serving (http.ErrServerClosed after Shutdown).

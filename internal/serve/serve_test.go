@@ -12,6 +12,7 @@ import (
 	"github.com/announce/announce/announce"
 	"github.com/announce/announce/announce/bolt"
 	"github.com/announce/announce/internal/serve"
+	"github.com/announce/announce/internal/testenv"
 )
 
 // start starts a node on a free loopback port and shuts it down at the end
@@ -19,21 +20,18 @@ import (
 func start(t *testing.T, cfg serve.Config) *serve.Node {
 	t.Helper()
 	cfg.Listen = "127.0.0.1:0"
-	if cfg.ShutdownTimeout == 0 {
-		cfg.ShutdownTimeout = 5 * time.Second
-	}
 	n, err := serve.Start(cfg)
 	if err != nil {
 		t.Fatalf("serve.Start: %v", err)
 	}
-	t.Cleanup(func() { _ = n.Shutdown() })
+	t.Cleanup(func() { _ = testenv.Stop(5*time.Second, n.Shutdown) })
 	return n
 }
 
 // shutdown stops n and checks that it stopped cleanly.
 func shutdown(t *testing.T, n *serve.Node) {
 	t.Helper()
-	if err := n.Shutdown(); err != nil {
+	if err := testenv.Stop(5*time.Second, n.Shutdown); err != nil {
 		t.Fatalf("Shutdown: %v", err)
 	}
 	select {
@@ -67,7 +65,7 @@ func TestStartShutdownMemory(t *testing.T) {
 		}
 		polled <- m
 	}()
-	waitFor(t, 10*time.Second, "the long-poll to wait", func() bool {
+	testenv.WaitFor(t, 10*time.Second, "the long-poll to wait", func() bool {
 		return getChannel(t, n.URL(), "mem").Observers["poll"] == 1
 	})
 	shutdown(t, n)
@@ -114,7 +112,7 @@ func TestSecondNodeOnDataDirFailsFast(t *testing.T) {
 	begin := time.Now()
 	second, err := serve.Start(serve.Config{Listen: "127.0.0.1:0", DataDir: dir})
 	if err == nil {
-		second.Shutdown()
+		testenv.Stop(5*time.Second, second.Shutdown)
 		t.Fatal("a second node started on a data directory in use")
 	}
 	if took := time.Since(begin); took > 10*time.Second {
@@ -134,7 +132,7 @@ func TestSecondNodeOnDataDirFailsFast(t *testing.T) {
 func TestShutdownTwice(t *testing.T) {
 	n := start(t, serve.Config{DataDir: t.TempDir()})
 	shutdown(t, n)
-	if err := n.Shutdown(); err != nil {
+	if err := testenv.Stop(5*time.Second, n.Shutdown); err != nil {
 		t.Errorf("second Shutdown: %v", err)
 	}
 }
@@ -143,7 +141,7 @@ func TestShutdownTwice(t *testing.T) {
 // preconnect, a port scanner) must not hold up a graceful stop: net/http
 // waits 5s for such connections before it treats them as idle.
 func TestShutdownWithFreshConnection(t *testing.T) {
-	n := start(t, serve.Config{Memory: true, ShutdownTimeout: 3 * time.Second})
+	n := start(t, serve.Config{Memory: true})
 	c, err := net.Dial("tcp", n.Addr())
 	if err != nil {
 		t.Fatal(err)

@@ -97,7 +97,7 @@ func TestChurnSoak(t *testing.T) {
 	wg.Wait()
 	t.Logf("churned %d connections (%.0f/s), %d failed", churned.Load(), float64(churned.Load())/dur.Seconds(), failed.Load())
 
-	waitFor(t, 60*time.Second, "observers gone and goroutines back", func() bool {
+	testenv.WaitFor(t, 60*time.Second, "observers gone and goroutines back", func() bool {
 		m := metricsOf(t, srv.URL)
 		return m["announce_observers"] == 0 && m["go_goroutines"] <= base["go_goroutines"]+50
 	})

@@ -57,7 +57,7 @@ func newCertReloader(cfg TLSConfig, log *slog.Logger) (*certReloader, error) {
 		return nil, errors.New("--tls-cert and --tls-key go together: give both files")
 	}
 	if cfg.Recheck <= 0 {
-		cfg.Recheck = time.Second
+		cfg.Recheck = DefaultTLSRecheck
 	}
 	r := &certReloader{cfg: cfg, log: log}
 	if err := r.reload(); err != nil {

@@ -120,7 +120,7 @@ func TestTLSHTTP11StreamsAndKeepAlivePolls(t *testing.T) {
 		if _, err := fmt.Fprintf(c, "GET /channels/t11/status?since=%d HTTP/1.1\r\nHost: x\r\n\r\n", m.ID); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, 10*time.Second, "the waiting poll", func() bool { return n.Hub().Stats().Observers(announce.Poll) == 1 })
+		testenv.WaitFor(t, 10*time.Second, "the waiting poll", func() bool { return n.Hub().Stats().Observers(announce.Poll) == 1 })
 		m = publishWith(t, hc, n.URL(), "t11", fmt.Sprintf("poll %d", i))
 		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
 		resp, err := http.ReadResponse(br, nil)
@@ -134,7 +134,7 @@ func TestTLSHTTP11StreamsAndKeepAlivePolls(t *testing.T) {
 	}
 
 	sub := subscribe(t, hc, n.URL(), "t11", client.SSE)
-	waitFor(t, 10*time.Second, "the SSE observer", func() bool { return n.Hub().Stats().Observers(announce.SSE) == 1 })
+	testenv.WaitFor(t, 10*time.Second, "the SSE observer", func() bool { return n.Hub().Stats().Observers(announce.SSE) == 1 })
 	publishWith(t, hc, n.URL(), "t11", "streamed")
 	expectMessage(t, sub, "streamed")
 }
@@ -149,7 +149,7 @@ func TestTLSWebSocketWithGobwas(t *testing.T) {
 		t.Fatalf("the WebSocket connection is %T, want TLS over HTTP/1.1", w.Conn)
 	}
 	w.Expect("before")
-	waitFor(t, 10*time.Second, "the WebSocket observer", func() bool { return n.Hub().Stats().Observers(announce.WebSocket) == 1 })
+	testenv.WaitFor(t, 10*time.Second, "the WebSocket observer", func() bool { return n.Hub().Stats().Observers(announce.WebSocket) == 1 })
 	publishWith(t, hc, n.URL(), "wss", "after")
 	w.Expect("after")
 }
@@ -163,13 +163,13 @@ func TestTLSCertificateReloadKeepsStreams(t *testing.T) {
 	h2, h1 := tlsClient(ca, true), tlsClient(ca, false)
 	subH2 := subscribe(t, h2, n.URL(), "rl", client.SSE)
 	subWS := subscribe(t, h1, n.URL(), "rl", client.WebSocket)
-	waitFor(t, 10*time.Second, "both observers", func() bool {
+	testenv.WaitFor(t, 10*time.Second, "both observers", func() bool {
 		st := n.Hub().Stats()
 		return st.Observers(announce.SSE) == 1 && st.Observers(announce.WebSocket) == 1
 	})
 
 	ca.Issue(t, 2, 24*time.Hour).Write(t, dir)
-	waitFor(t, 10*time.Second, "the replaced certificate", func() bool { return servedSerial(t, n.Addr(), ca) == 2 })
+	testenv.WaitFor(t, 10*time.Second, "the replaced certificate", func() bool { return servedSerial(t, n.Addr(), ca) == 2 })
 	publishWith(t, h2, n.URL(), "rl", "after the file changed")
 	expectMessage(t, subH2, "after the file changed")
 	expectMessage(t, subWS, "after the file changed")
@@ -183,7 +183,7 @@ func TestTLSCertificateReloadKeepsStreams(t *testing.T) {
 	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "the certificate swapped by SIGHUP", func() bool { return servedSerial(t, n2.Addr(), ca) == 11 })
+	testenv.WaitFor(t, 10*time.Second, "the certificate swapped by SIGHUP", func() bool { return servedSerial(t, n2.Addr(), ca) == 11 })
 	if st := n.Hub().Stats(); st.Observers(announce.SSE) != 1 || st.Observers(announce.WebSocket) != 1 {
 		t.Fatal("a stream was dropped by a reload")
 	}
@@ -216,7 +216,7 @@ func TestTLSMaxConnsAndShutdown(t *testing.T) {
 	}
 	ended := make(chan struct{})
 	go func() { _, _ = io.Copy(io.Discard, stream.Body); close(ended) }()
-	if err := n.Shutdown(); err != nil {
+	if err := testenv.Stop(5*time.Second, n.Shutdown); err != nil {
 		t.Fatalf("Shutdown with an HTTP/2 stream open: %v", err)
 	}
 	select {
@@ -245,7 +245,7 @@ func TestTLSBadFilesFailStart(t *testing.T) {
 	} {
 		n, err := serve.Start(serve.Config{Listen: "127.0.0.1:0", Memory: true, TLS: serve.TLSConfig{CertFile: c.cert, KeyFile: c.key}})
 		if err == nil {
-			n.Shutdown()
+			testenv.Stop(5*time.Second, n.Shutdown)
 			t.Errorf("%s: started", c.name)
 			continue
 		}
@@ -332,7 +332,7 @@ func TestH2CServesCleartextHTTP2(t *testing.T) {
 	ws := subscribe(t, &http.Client{}, n.URL(), "h2c", client.WebSocket)
 	expectMessage(t, sub, "first")
 	expectMessage(t, ws, "first")
-	waitFor(t, 10*time.Second, "the observers", func() bool {
+	testenv.WaitFor(t, 10*time.Second, "the observers", func() bool {
 		st := n.Hub().Stats()
 		return st.Observers(announce.SSE) == 1 && st.Observers(announce.WebSocket) == 1
 	})
