@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/announce/announce/announce"
+	"github.com/announce/announce/internal/testenv"
 )
 
 // rawHTTP is one keep-alive HTTP/1.1 connection spoken by hand, so a test
@@ -96,10 +97,9 @@ func TestWaitingPollsHoldNoGoroutineAndKeepTheirConnection(t *testing.T) {
 		polls[i].send(t, fmt.Sprintf("/channels/lp/status?since=%d", first.ID))
 	}
 	waitObservers(t, ts.Hub, announce.Poll, n)
-	time.Sleep(50 * time.Millisecond)
-	if grown := runtime.NumGoroutine() - before; grown > n/10 {
-		t.Fatalf("%d waiting long-polls grew the goroutines by %d", n, grown)
-	}
+	testenv.WaitFor(t, 10*time.Second, fmt.Sprintf("%d waiting long-polls to hold fewer than %d goroutines", n, n/10), func() bool {
+		return runtime.NumGoroutine()-before <= n/10
+	})
 	second := ts.Publish(t, "lp", "second")
 	for _, p := range polls {
 		resp, body := p.answer(t)
@@ -195,7 +195,7 @@ func TestShutdownAnswersWaitingPolls(t *testing.T) {
 	p := dialRaw(t, ts)
 	p.send(t, fmt.Sprintf("/channels/lps/status?since=%d", m.ID))
 	waitObservers(t, ts.Hub, announce.Poll, 1)
-	ts.API.Shutdown()
+	shutdownAPI(t, ts.API)
 	resp, body := p.answer(t)
 	if contentOf(t, body) != "current" || !resp.Close {
 		t.Fatalf("shutdown answer %q (close %v), want the current message and Connection: close", body, resp.Close)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/announce/announce/announce"
 	"github.com/announce/announce/api"
+	"github.com/announce/announce/internal/testenv"
 )
 
 func request(t *testing.T, method, url, body string, header ...string) (*http.Response, string) {
@@ -149,7 +150,7 @@ func TestChannelTTLDeletesIdleUnobservedChannels(t *testing.T) {
 	s := openSSE(t, ts.URL+"/channels/watched/events")
 	s.nextMessage(t)
 	ts.Publish(t, "idle", "i")
-	waitFor(t, 30*time.Second, "the idle channel deleted", func() bool { return readID(t, ts, "idle") == 0 })
+	testenv.WaitFor(t, 30*time.Second, "the idle channel deleted", func() bool { return readID(t, ts, "idle") == 0 })
 	if id := readID(t, ts, "watched"); id != 1 {
 		t.Fatalf("the observed channel reads id %d, want 1", id)
 	}
@@ -166,7 +167,7 @@ func readID(t *testing.T, ts *testServer, channel string) uint64 {
 
 func waitChannelObservers(t *testing.T, ts *testServer, channel string, n int) {
 	t.Helper()
-	waitFor(t, 30*time.Second, "observers", func() bool {
+	testenv.WaitFor(t, 30*time.Second, "observers", func() bool {
 		ch, err := ts.Hub.Read(t.Context(), channel)
 		if err != nil {
 			return false

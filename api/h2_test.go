@@ -15,10 +15,12 @@ import (
 	"github.com/announce/announce/announce"
 	"github.com/announce/announce/api"
 	"github.com/announce/announce/client"
+	"github.com/announce/announce/internal/testenv"
 )
 
-// HTTP/2 streams cannot be hijacked: their handler goroutine serves them
-// (sseStream.run, the ordinary long-poll wait). These tests hold that path
+// HTTP/2 streams cannot be hijacked: an event stream's session writes
+// through the ResponseWriter while its handler waits, and a long-poll
+// waits the ordinary way. (Its endings: sse_endings_test.go.) These tests hold that path
 // to the guarantees the hijacked HTTP/1.1 path gives, over real TLS + h2.
 
 // h2Server is an API behind httptest's TLS server with HTTP/2 on, and a
@@ -190,34 +192,6 @@ func TestH2LongPollWaitsAndTimesOut(t *testing.T) {
 	}
 }
 
-// A client that stops reading fills HTTP/2's flow-control window; the
-// server's writes then block, the observer's queue fills and it is cut as
-// a slow consumer, with the error event last.
-func TestH2SSESlowConsumerCut(t *testing.T) {
-	h := newH2Server(t, func(c *announce.Config) { c.Queue = 4; c.MaxMessage = 1 << 20 },
-		func(c *api.Config) { c.WriteTimeout = time.Minute })
-	resp := h.get(t, context.Background(), "/channels/slow/events")
-	defer resp.Body.Close()
-	waitObservers(t, h.Hub, announce.SSE, 1)
-	big := strings.Repeat("x", 256<<10)
-	deadline := time.Now().Add(30 * time.Second)
-	for h.Hub.Stats().Observers(announce.SSE) > 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("the observer that reads nothing was not cut within 30s")
-		}
-		if _, err := h.Hub.Publish(context.Background(), "slow", big); err != nil {
-			t.Fatal(err)
-		}
-	}
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatalf("reading the cut stream: %v", err)
-	}
-	if !strings.HasSuffix(string(body), "event: error\ndata: {\"event\":\"error\",\"error\":\""+announce.ErrSlowConsumer.Error()+"\"}\n\n") {
-		t.Fatalf("the stream ended with %q, want the slow-consumer error event", body[max(0, len(body)-200):])
-	}
-}
-
 func TestH2SSETokenExpiresAndShutdownEnds(t *testing.T) {
 	h := newH2Server(t, nil, func(c *api.Config) { c.PublishKey = tkKey; c.TokenSecret = tkSecret })
 	exp := tkSoon()
@@ -236,7 +210,7 @@ func TestH2SSETokenExpiresAndShutdownEnds(t *testing.T) {
 	waitObservers(t, h.Hub, announce.SSE, 1)
 	ended := make(chan error, 1)
 	go func() { _, err := io.Copy(io.Discard, open.Body); ended <- err }()
-	h.API.Shutdown()
+	shutdownAPI(t, h.API)
 	select {
 	case err := <-ended:
 		if err != nil && !errors.Is(err, io.EOF) {
@@ -262,9 +236,9 @@ func TestH2PresenceCountsStreams(t *testing.T) {
 		_ = json.NewDecoder(r.Body).Decode(&p)
 		return p.Total
 	}
-	waitFor(t, 10*time.Second, "one present observer", func() bool { return count() == 1 })
+	testenv.WaitFor(t, 10*time.Second, "one present observer", func() bool { return count() == 1 })
 	cancel()
-	waitFor(t, 10*time.Second, "nobody present", func() bool { return count() == 0 })
+	testenv.WaitFor(t, 10*time.Second, "nobody present", func() bool { return count() == 0 })
 }
 
 // A WebSocket handshake over HTTP/2 is refused (RFC 8441 is off): browsers

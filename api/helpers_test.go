@@ -16,6 +16,7 @@ import (
 
 	"github.com/announce/announce/announce"
 	"github.com/announce/announce/api"
+	"github.com/announce/announce/internal/testenv"
 )
 
 // testServer is a real announce API on a real socket: an in-memory hub, the
@@ -79,9 +80,8 @@ func newHubAPI(tb testing.TB, hubOpt func(*announce.Config), opts ...func(*api.C
 // closeAtCleanup stops the API, the HTTP server, the hub and the store when the test ends.
 func closeAtCleanup(tb testing.TB, hub *announce.Hub, store announce.Store, s *api.Server, hs *httptest.Server) {
 	tb.Cleanup(func() {
-		s.Shutdown() // long-polls answer, SSE streams end, WebSockets close
-		hs.Close()   // waits for the HTTP handlers; hijacked WebSockets are not its
-		s.Wait()     // so wait for those here
+		shutdownAPI(tb, s) // long-polls answer, SSE streams end, WebSockets close
+		hs.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		if err := hub.Shutdown(ctx); err != nil {
@@ -89,6 +89,15 @@ func closeAtCleanup(tb testing.TB, hub *announce.Hub, store announce.Store, s *a
 		}
 		_ = store.Close()
 	})
+}
+
+// shutdownAPI stops s and fails the test unless its streams end within 10s.
+func shutdownAPI(tb testing.TB, s *api.Server) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.Shutdown(ctx); err != nil {
+		tb.Errorf("api.Shutdown: %v", err)
+	}
 }
 
 // Addr is the listener's host:port, for raw connections and Host headers.
@@ -130,23 +139,10 @@ func (ts *testServer) publish(channel, content string) (announce.Message, error)
 	return m, nil
 }
 
-// waitFor polls cond every few milliseconds until it holds, failing the test
-// after timeout. Use it instead of fixed sleeps.
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
-
 // waitObservers waits until the hub counts n observers of transport tr.
 func waitObservers(t testing.TB, hub *announce.Hub, tr announce.Transport, n int64) {
 	t.Helper()
-	waitFor(t, 10*time.Second, fmt.Sprintf("%d %s observers", n, tr), func() bool {
+	testenv.WaitFor(t, 10*time.Second, fmt.Sprintf("%d %s observers", n, tr), func() bool {
 		return hub.Stats().Observers(tr) == n
 	})
 }

@@ -70,54 +70,77 @@ func (s *Server) longPoll(c *gin.Context) {
 		return
 	}
 	p.timeout = s.capToToken(c, p.timeout) // a wait never outlives its token
-	ctx := c.Request.Context()
 	d, o := s.pollObserver(c)
-	ch, now, err := s.hub.Wait(ctx, name, o, p.since)
+	ch, now, err := s.hub.Wait(c.Request.Context(), name, o, p.since)
 	if err != nil {
+		if d != nil {
+			d.Abandon()
+		}
 		fail(c, err)
 		return
 	}
 	pres := s.attach(c, announce.Poll, nil)
-	if now == nil && d != nil {
-		client := c.GetString(clientCookie)
-		answer := func(h http.Header) (string, []byte) {
-			return pollAnswer(h, name, ch.Current(), p.callback, client)
+	client := c.GetString(clientCookie)
+	if now != nil {
+		if d != nil {
+			d.Abandon()
 		}
-		if !d.deferAnswer(c, ch, p.timeout, answer, func(timedOut bool) {
-			if timedOut {
-				s.metrics.pollTimeouts.Inc()
-			}
-			pres.detach()
-		}) {
-			// The connection could not be taken over, and a notifying
-			// observer cannot be waited on here: answer the current
-			// message now, as a timeout would, rather than an empty 200.
-			ch.Unsubscribe(o)
-			pres.detach()
-			ctype, body := pollAnswer(c.Writer.Header(), name, ch.Current(), p.callback, client)
-			c.Data(http.StatusOK, ctype, body)
-		}
+		pres.detach()
+		respond(c, func(h http.Header) (string, []byte) { return pollAnswer(h, name, now, p.callback, client) })
 		return
 	}
-	defer pres.detach()
-	if now == nil {
-		timer := time.NewTimer(p.timeout)
-		select {
-		case <-o.Ready():
-		case <-o.Done():
-		case <-timer.C:
+	s.awaitChange(c, d, ch, o, p.timeout, func(h http.Header) (string, []byte) {
+		return pollAnswer(h, name, ch.Current(), p.callback, client)
+	}, func(timedOut bool) {
+		if timedOut {
 			s.metrics.pollTimeouts.Inc()
-		case <-s.shutdown:
-		case <-ctx.Done():
-			timer.Stop()
-			ch.Unsubscribe(o) // the client left: forget it at once
+		}
+		pres.detach()
+	})
+}
+
+// awaitChange answers a poll waiting for o (registered on ch by hub.Wait)
+// to fire: deferred where the connection can be taken over (d, from
+// pollObserver), else on this goroutine. answer renders the body once o
+// fired, timeout passed or the server began stopping; done(timedOut) runs
+// once, answered or not. A client that leaves is answered nothing. Both
+// long-poll routes (/status and /messages?wait=) wait here.
+func (s *Server) awaitChange(c *gin.Context, d *deferredAnswer, ch *announce.Channel, o *announce.Observer,
+	timeout time.Duration, answer answerFunc, done func(timedOut bool)) {
+	if d != nil {
+		if d.deferAnswer(c, ch, timeout, answer, done) {
 			return
 		}
-		timer.Stop()
+		// The connection could not be taken over, and a notifying observer
+		// cannot be waited on here: answer now, as a timeout would, rather
+		// than with an empty 200.
 		ch.Unsubscribe(o)
-		now = ch.Current()
+		done(false)
+		respond(c, answer)
+		return
 	}
-	ctype, body := pollAnswer(c.Writer.Header(), name, now, p.callback, c.GetString(clientCookie))
+	ctx := c.Request.Context()
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	timedOut := false
+	select {
+	case <-o.Ready():
+	case <-o.Done():
+	case <-timer.C:
+		timedOut = true
+	case <-s.shutdown:
+	case <-ctx.Done():
+	}
+	ch.Unsubscribe(o) // a client that left is forgotten at once
+	done(timedOut)
+	if ctx.Err() == nil {
+		respond(c, answer)
+	}
+}
+
+// respond writes a poll's answer through gin.
+func respond(c *gin.Context, answer answerFunc) {
+	ctype, body := answer(c.Writer.Header())
 	c.Data(http.StatusOK, ctype, body)
 }
 

@@ -18,6 +18,7 @@ import (
 
 	"github.com/announce/announce/announce"
 	"github.com/announce/announce/api"
+	"github.com/announce/announce/internal/testenv"
 )
 
 // pollResult is a long-poll answer received in a goroutine.
@@ -536,17 +537,17 @@ func TestLongPollVanishingWaiters(t *testing.T) {
 			closeAll(conns)
 			t.Fatalf("batch at %d: %v", done, err)
 		}
-		waitFor(t, 30*time.Second, fmt.Sprintf("%d waiting long-polls", batch), func() bool {
+		testenv.WaitFor(t, 30*time.Second, fmt.Sprintf("%d waiting long-polls", batch), func() bool {
 			return ts.Hub.Stats().Observers(announce.Poll) == int64(batch)
 		})
 		if done == 0 {
 			t.Logf("goroutines: %d at the baseline, %d with %d waiters", baseline, runtime.NumGoroutine(), batch)
 		}
 		closeAll(conns)
-		waitFor(t, 30*time.Second, "the registry to empty", func() bool {
+		testenv.WaitFor(t, 30*time.Second, "the registry to empty", func() bool {
 			return ts.Hub.Stats().Observers(announce.Poll) == 0
 		})
-		waitFor(t, 30*time.Second, "goroutines to return to the baseline", func() bool {
+		testenv.WaitFor(t, 30*time.Second, "goroutines to return to the baseline", func() bool {
 			return runtime.NumGoroutine() <= baseline
 		})
 	}

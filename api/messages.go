@@ -66,32 +66,18 @@ func (s *Server) messages(c *gin.Context) {
 		cur := ch.Current().ID
 		d, o := s.pollObserver(c)
 		ch, now, err := s.hub.Wait(ctx, ch.Name(), o, &cur)
+		if err == nil && now == nil {
+			s.awaitChange(c, d, ch, o, wait, func(h http.Header) (string, []byte) {
+				return logAnswer(h, callback, logAfter(ch, since, limit))
+			}, func(bool) {})
+			return
+		}
+		if d != nil {
+			d.Abandon()
+		}
 		if err != nil {
 			fail(c, err)
 			return
-		}
-		if now == nil && d != nil {
-			answer := func(h http.Header) (string, []byte) {
-				return logAnswer(h, callback, logAfter(ch, since, limit))
-			}
-			if !d.deferAnswer(c, ch, wait, answer, func(bool) {}) {
-				ch.Unsubscribe(o)
-			}
-			return
-		}
-		if now == nil {
-			deadline := time.NewTimer(wait)
-			select {
-			case <-o.Ready():
-			case <-deadline.C:
-			case <-s.shutdown:
-			case <-ctx.Done():
-			}
-			deadline.Stop()
-			ch.Unsubscribe(o)
-			if ctx.Err() != nil {
-				return
-			}
 		}
 		msgs = logAfter(ch, since, limit)
 	}

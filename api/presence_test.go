@@ -14,6 +14,7 @@ import (
 	"github.com/announce/announce/announce/presence"
 	"github.com/announce/announce/announce/token"
 	"github.com/announce/announce/api"
+	"github.com/announce/announce/internal/testenv"
 )
 
 // presenceServer is a test server with its own presence tracker (closed
@@ -238,7 +239,7 @@ func TestPresencePrivateAndTokenNames(t *testing.T) {
 
 	want := presence.Snapshot{Channel: "private-room", Observers: presence.Counts{SSE: 2, WS: 1}, Total: 3,
 		Names: []string{"alice", strings.Repeat("x", 64)}}
-	waitFor(t, 10*time.Second, "private presence", func() bool {
+	testenv.WaitFor(t, 10*time.Second, "private presence", func() bool {
 		got := getPresence(t, ts, "private-room", "Authorization", "Bearer "+mint("private-room", ""))
 		return got.Observers == want.Observers && slices.Equal(got.Names, want.Names)
 	})

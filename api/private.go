@@ -2,7 +2,6 @@ package api
 
 import (
 	"errors"
-	"fmt"
 	"net/http"
 	"strings"
 	"time"
@@ -26,12 +25,6 @@ type hosted struct {
 // initHosted fills the hosted-channel defaults from s.cfg. Called by New.
 func (s *Server) initHosted() error {
 	cfg := &s.cfg
-	if cfg.PrivatePrefix == "" {
-		cfg.PrivatePrefix = DefaultPrivatePrefix
-	}
-	if announce.ValidateChannel(cfg.PrivatePrefix+"x") != nil { // a prefix some valid name can have
-		return fmt.Errorf("api: private prefix %q: must be [A-Za-z0-9_.:-], at most %d characters", cfg.PrivatePrefix, announce.MaxChannelName-1)
-	}
 	secret := token.Secret(cfg.TokenSecret, cfg.PublishKey)
 	switch {
 	case secret == nil:
@@ -212,16 +205,6 @@ func (s *Server) capToToken(c *gin.Context, wait time.Duration) time.Duration {
 		return wait
 	}
 	return max(0, min(wait, time.Until(exp)))
-}
-
-// tokenExpiry returns a channel that fires when the request's token expires
-// (nil, never firing, without one) and a function releasing its timer.
-func tokenExpiry(a access) (<-chan time.Time, func()) {
-	if a.expires.IsZero() {
-		return nil, func() {}
-	}
-	t := time.NewTimer(time.Until(a.expires))
-	return t.C, func() { t.Stop() }
 }
 
 // sseTokenExpired ends an SSE stream whose token expired.

@@ -573,7 +573,7 @@ func TestReadyzReflectsShutdownAndStore(t *testing.T) {
 	resp, body = ts.get(t, "/readyz")
 	assertStatus(t, resp, body, http.StatusServiceUnavailable)
 	down.Store(false)
-	ts.API.Shutdown()
+	shutdownAPI(t, ts.API)
 	resp, body = ts.get(t, "/readyz")
 	assertStatus(t, resp, body, http.StatusServiceUnavailable)
 	resp, body = ts.get(t, "/healthz")

@@ -42,8 +42,8 @@ type limiter struct {
 	log     func(msg string, args ...any)
 
 	mu      sync.Mutex
-	buckets map[string]*rate.Limiter // by client; buckets back to full are swept
-	added   int                      // buckets made since the last sweep
+	buckets map[string]*rate.Limiter // by client; buckets back to full are swept; guarded by mu
+	added   int                      // buckets made since the last sweep; guarded by mu
 
 	lastWarn atomic.Int64 // unix nanoseconds of the last warning
 }
@@ -96,7 +96,7 @@ func (l *limiter) allowPublish(client string) (time.Duration, bool) {
 	b := l.buckets[client]
 	if b == nil {
 		if l.added++; l.added >= sweepEvery {
-			l.sweep(now)
+			l.sweepLocked(now)
 		}
 		b = rate.NewLimiter(rate.Limit(l.cfg.PublishRate), l.cfg.PublishBurst)
 		l.buckets[client] = b
@@ -110,9 +110,8 @@ func (l *limiter) allowPublish(client string) (time.Duration, bool) {
 	return 0, true
 }
 
-// sweep forgets the buckets that are full again: a new one is the same.
-// Requires l.mu.
-func (l *limiter) sweep(now time.Time) {
+// sweepLocked forgets the buckets that are full again: a new one is the same.
+func (l *limiter) sweepLocked(now time.Time) {
 	l.added = 0
 	for k, b := range l.buckets {
 		if b.TokensAt(now) >= float64(l.cfg.PublishBurst) {

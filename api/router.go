@@ -1,10 +1,7 @@
-// Package api serves the announce HTTP API on gin: long-poll, Server-Sent
-// Events and WebSocket observers side by side, publishing, the seed-compatible
-// routes and the demo page.
 package api
 
 import (
-	"errors"
+	"context"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -16,7 +13,7 @@ import (
 
 	"github.com/announce/announce/announce"
 	"github.com/announce/announce/announce/presence"
-	"github.com/announce/announce/internal/netpoll"
+	"github.com/announce/announce/internal/conn"
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -77,50 +74,23 @@ type Server struct {
 	wsOK    originPolicy
 
 	shutdownOnce sync.Once
-	shutdown     chan struct{} // closed when the server begins shutting down
-	streams      sync.WaitGroup
-	sessions     sessions      // told of the shutdown (sessions.go)
-	pool         *netpoll.Pool // runs the sessions' and deferred answers' work
-	handback     atomic.Value  // *handbackListener, once Listener wrapped one
-	acceptLogged atomic.Int64  // unix ns of the last accept error logged
+	shutdown     chan struct{}                 // closed when the server begins shutting down
+	streams      sync.WaitGroup                // every stream and deferred answer, until it ends
+	conns        conn.Env                      // the sessions' pool, registry and streams count
+	handback     atomic.Pointer[conn.Listener] // once Listener wrapped one
+	acceptLogged atomic.Int64                  // unix ns of the last accept error logged
 
 	hosted hosted        // private channels, tokens, idempotency (private.go)
 	pres   presenceState // presence and the events webhooks get (presence.go)
 	limits *limiter      // per-client limits (ratelimit.go)
 }
 
-// New validates cfg and builds the routes.
+// New validates cfg, fills its defaults and builds the routes.
 func New(cfg Config) (*Server, error) {
-	if cfg.Hub == nil {
-		return nil, errors.New("api: Config.Hub is required")
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
-	if cfg.PollTimeout <= 0 {
-		cfg.PollTimeout = 30 * time.Second
-	}
-	if cfg.Heartbeat <= 0 {
-		cfg.Heartbeat = 15 * time.Second
-	}
-	if cfg.PingInterval <= 0 {
-		cfg.PingInterval = 25 * time.Second
-	}
-	if cfg.PongTimeout <= 0 {
-		cfg.PongTimeout = 60 * time.Second
-	}
-	if cfg.BodyTimeout <= 0 {
-		cfg.BodyTimeout = 15 * time.Second
-	}
-	if cfg.WriteTimeout <= 0 {
-		cfg.WriteTimeout = 10 * time.Second
-	}
-	if cfg.CORSOrigins == nil {
-		cfg.CORSOrigins = []string{"*"}
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.New(slog.DiscardHandler)
-	}
-	if cfg.Registry == nil {
-		cfg.Registry = prometheus.NewRegistry()
-	}
+	cfg = cfg.withDefaults()
 	s := &Server{
 		cfg:      cfg,
 		hub:      cfg.Hub,
@@ -128,8 +98,8 @@ func New(cfg Config) (*Server, error) {
 		cors:     newCORSPolicy(cfg.CORSOrigins),
 		wsOK:     newOriginPolicy(cfg.AllowedOrigins),
 		shutdown: make(chan struct{}),
-		pool:     netpoll.NewPool(0),
 	}
+	s.conns = conn.Env{Pool: conn.NewPool(0), Registry: &conn.Registry{}, Streams: &s.streams, WriteTimeout: cfg.WriteTimeout}
 	m, err := newMetrics(cfg.Registry, cfg.Hub)
 	if err != nil {
 		return nil, err
@@ -152,13 +122,30 @@ func New(cfg Config) (*Server, error) {
 // Handler returns the HTTP handler.
 func (s *Server) Handler() http.Handler { return s.engine }
 
-// Shutdown starts a graceful stop: waiting long-polls answer with the current
-// message, SSE streams end and WebSockets close with 1001. Wait for them with Wait.
-func (s *Server) Shutdown() {
+// Shutdown stops gracefully: waiting long-polls answer with the current
+// message, SSE streams end and WebSockets close with 1001; it returns once
+// all of them ended, or ctx.Err() if ctx ends first (they still end).
+func (s *Server) Shutdown(ctx context.Context) error {
 	s.shutdownOnce.Do(func() {
 		close(s.shutdown)
-		s.sessions.shutdown()
+		s.conns.Registry.Shutdown()
 	})
+	ended := make(chan struct{})
+	go func() {
+		s.streams.Wait()
+		close(ended)
+	}()
+	select {
+	case <-ended:
+		return nil
+	case <-ctx.Done():
+		select {
+		case <-ended: // both were ready: the streams did end
+			return nil
+		default:
+			return ctx.Err()
+		}
+	}
 }
 
 // stopping reports whether shutdown began.
@@ -182,9 +169,6 @@ func (s *Server) refuseWhileStopping(c *gin.Context) bool {
 		return false
 	}
 }
-
-// Wait blocks until every stream handler (including hijacked WebSockets) returned.
-func (s *Server) Wait() { s.streams.Wait() }
 
 func (s *Server) routes() *gin.Engine {
 	gin.SetMode(gin.ReleaseMode)

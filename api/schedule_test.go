@@ -13,6 +13,7 @@ import (
 
 	"github.com/announce/announce/announce"
 	"github.com/announce/announce/api"
+	"github.com/announce/announce/internal/testenv"
 	"github.com/google/uuid"
 )
 
@@ -261,9 +262,16 @@ func TestCancelledScheduleNeverFires(t *testing.T) {
 	assertStatus(t, resp, b, http.StatusAccepted)
 	resp, b = ts.delete(t, "/channels/nf/scheduled/"+decodeScheduled(t, b).Scheduled.ID)
 	assertStatus(t, resp, b, http.StatusOK)
-	time.Sleep(800 * time.Millisecond)
-	if n := ts.Hub.Stats().Published(); n != 0 {
-		t.Fatalf("a cancelled schedule fired")
+	// A witness due after it: once the witness fired, the cancelled one
+	// would have too.
+	resp, b = ts.post(t, "/channels/nf/messages", "application/json", []byte(`{"content":"witness","at":"800ms"}`))
+	assertStatus(t, resp, b, http.StatusAccepted)
+	testenv.WaitFor(t, 30*time.Second, "the witness to fire", func() bool { return ts.Hub.Stats().Published() > 0 })
+	if n := ts.Hub.Stats().Published(); n != 1 {
+		t.Fatalf("%d publishes, want the witness alone: a cancelled schedule fired", n)
+	}
+	if resp, b := ts.get(t, "/channels/nf/messages?since=0"); !strings.Contains(string(b), `"witness"`) || strings.Contains(string(b), `"x"`) {
+		t.Fatalf("the log holds %d %s, want the witness alone", resp.StatusCode, b)
 	}
 }
 
@@ -335,7 +343,7 @@ func TestTTLNoOpWhenSuperseded(t *testing.T) {
 	resp, b := ts.post(t, "/channels/sup/messages?ttl=0.2", "text/plain", []byte("brief"))
 	assertStatus(t, resp, b, http.StatusCreated)
 	ts.Publish(t, "sup", "newer")
-	waitFor(t, 5*time.Second, "the stale expiry to be taken", func() bool {
+	testenv.WaitFor(t, 5*time.Second, "the stale expiry to be taken", func() bool {
 		p, _ := ts.Hub.Scheduler().Pending(t.Context(), "sup", 0)
 		return len(p) == 0
 	})

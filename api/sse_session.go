@@ -8,7 +8,8 @@ import (
 	"github.com/announce/announce/announce"
 )
 
-// sseProtocol is the SSE side of a streamSession on a hijacked connection.
+// sseProtocol is the SSE side of a streamSession, hijacked or through the
+// ResponseWriter.
 type sseProtocol struct {
 	since  *uint64
 	replay announce.Replay
@@ -31,7 +32,7 @@ func (p *sseProtocol) start(st *streamSession) error {
 // notices it leaving.
 func (p *sseProtocol) readable(st *streamSession) error {
 	var b [64]byte
-	if _, err := st.watch.Conn().Read(b[:]); err != nil {
+	if _, err := st.Conn().Read(b[:]); err != nil {
 		return errGone
 	}
 	return nil

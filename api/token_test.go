@@ -16,6 +16,7 @@ import (
 	"github.com/announce/announce/announce"
 	"github.com/announce/announce/announce/token"
 	"github.com/announce/announce/api"
+	"github.com/announce/announce/internal/testenv"
 	"github.com/gorilla/websocket"
 )
 
@@ -602,7 +603,7 @@ func TestTokenLongPollCappedAtExpiry(t *testing.T) {
 	if time.Since(start) > 10*time.Second {
 		t.Fatal("the log's wait outlived the token")
 	}
-	waitFor(t, 5*time.Second, "expiry", func() bool { return time.Now().After(exp) })
+	testenv.WaitFor(t, 5*time.Second, "expiry", func() bool { return time.Now().After(exp) })
 	resp, b = tkGet(t, ts.URL+"/channels/"+ch+"/status?since=0&token="+tok)
 	assertError(t, resp, b, http.StatusUnauthorized)
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/announce/announce/announce"
+	"github.com/announce/announce/internal/conn"
 	"github.com/gin-gonic/gin"
 	gobwas "github.com/gobwas/ws"
 	"github.com/gorilla/websocket"
@@ -100,36 +101,30 @@ func (s *Server) websocket(c *gin.Context) {
 	if !ok || s.refuseWhileStopping(c) {
 		return
 	}
-	s.streams.Add(1)
-	handedOff := false
-	defer func() {
-		if !handedOff {
-			s.streams.Done()
-		}
-	}()
 	ws := &wsSession{s: s, channel: channelOf(c), access: accessOf(c), since: since, client: s.limits.proxies.clientIP(c.Request)}
 	st := s.newStreamSession(announce.WebSocket, ws, min(s.cfg.PingInterval, s.cfg.PongTimeout))
 	// Subscribe before upgrading so a store failure is still an HTTP error.
 	ch, replay, err := s.hub.Subscribe(c.Request.Context(), ws.channel, st.o, since)
 	if err != nil {
+		st.Abandon()
 		fail(c, err)
 		return
 	}
 	ws.replay = replay
-	conn, rw, _, err := gobwas.HTTPUpgrader{}.Upgrade(c.Request, c.Writer)
+	upgraded, rw, _, err := gobwas.HTTPUpgrader{}.Upgrade(c.Request, c.Writer)
 	if err == nil && rw.Reader.Buffered() > 0 {
 		err = errors.New("client sent frames before the handshake ended") // RFC 6455 4.1
 	}
 	if err != nil {
 		ch.Unsubscribe(st.o)
-		if conn != nil {
-			conn.Close()
+		st.Abandon()
+		if upgraded != nil {
+			upgraded.Close()
 		}
 		return
 	}
-	pres := s.attach(c, announce.WebSocket, st.kicker(wakePresence))
-	handedOff = true
-	st.begin(conn, ch, pres, ws.access)
+	pres := s.attach(c, announce.WebSocket, st.Kicker(conn.WakePresence))
+	st.begin(upgraded, ch, pres, ws.access)
 }
 
 func (s *Server) handleFrame(channel string, data []byte, a access, client netip.Addr) []byte {

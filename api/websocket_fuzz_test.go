@@ -42,7 +42,7 @@ func FuzzHandleFrame(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Cleanup(func() {
-		s.Shutdown()
+		_ = s.Shutdown(context.Background())
 		_ = hub.Shutdown(context.Background())
 		_ = store.Close()
 	})

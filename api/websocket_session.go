@@ -86,6 +86,8 @@ func (w *wsSession) end(st *streamSession, reason error) {
 	c := wsClose{gobwas.StatusGoingAway, "server shutting down"}
 	switch {
 	case errors.As(reason, &c):
+	case errors.Is(reason, errWatchFailed):
+		c = wsClose{gobwas.StatusInternalServerError, "internal error"}
 	case errors.Is(reason, announce.ErrSlowConsumer):
 		c = wsClose{gobwas.StatusPolicyViolation, "slow consumer"}
 	case errors.Is(reason, errTokenExpired):
@@ -107,7 +109,7 @@ func closeFrame(code gobwas.StatusCode, reason string) []byte {
 // again while more wait. The bytes of an unfinished frame are kept until the
 // rest arrives (websocket_read.go), so a frame reserves only what came of it.
 func (w *wsSession) readable(st *streamSession) error {
-	return w.readFrames(st.watch.Conn(), func(h gobwas.Header, payload []byte) error {
+	return w.readFrames(st.Conn(), func(h gobwas.Header, payload []byte) error {
 		return w.frame(st, h, payload)
 	})
 }

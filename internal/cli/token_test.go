@@ -42,9 +42,8 @@ func tokenAPI(t *testing.T, cfg api.Config) string {
 	}
 	hs := httptest.NewServer(s.Handler())
 	t.Cleanup(func() {
-		s.Shutdown()
+		_ = s.Shutdown(context.Background())
 		hs.Close()
-		s.Wait()
 		_ = hub.Shutdown(context.Background())
 		_ = store.Close()
 	})

@@ -17,7 +17,6 @@ import (
 const (
 	DefaultListen          = ":8000"
 	DefaultDataDir         = "./data"
-	DefaultPollTimeout     = 30 * time.Second
 	DefaultShutdownTimeout = 10 * time.Second // the deadline announce serve gives Shutdown
 	DefaultTLSRecheck      = time.Second
 )
@@ -30,7 +29,7 @@ func DefaultConfig() Config {
 		DataDir:       DefaultDataDir,
 		History:       announce.DefaultHistory,
 		MaxMessage:    announce.DefaultMaxMessage,
-		PollTimeout:   DefaultPollTimeout,
+		PollTimeout:   api.DefaultPollTimeout,
 		CORSOrigins:   []string{"*"},
 		Queue:         announce.DefaultQueue,
 		PrivatePrefix: api.DefaultPrivatePrefix,

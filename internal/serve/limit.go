@@ -105,5 +105,5 @@ func (c *limitedConn) Close() error {
 }
 
 // NetConn returns the connection c wraps, so that its socket can be
-// watched without a goroutine (internal/netpoll).
+// watched without a goroutine (internal/conn).
 func (c *limitedConn) NetConn() net.Conn { return c.Conn }

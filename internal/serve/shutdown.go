@@ -53,21 +53,14 @@ func (n *Node) shutdown(ctx context.Context) error {
 // stopHTTP ends the requests and streams, within ctx; it returns ctx's
 // error when some were still busy at the deadline and had to be cut.
 func (n *Node) stopHTTP(ctx context.Context) error {
-	n.api.Shutdown()
+	streams := make(chan error, 1)
+	go func() { streams <- n.api.Shutdown(ctx) }() // long-polls answer, streams end
 	var busy error
 	if n.http.Shutdown(ctx) != nil && ctx.Err() != nil { // requests still running at the deadline
 		busy = ctx.Err()
 	}
-	waited := make(chan struct{})
-	go func() { n.api.Wait(); close(waited) }()
-	select {
-	case <-waited:
-	case <-ctx.Done():
-		select {
-		case <-waited: // both were ready: the streams did end
-		default:
-			busy = ctx.Err()
-		}
+	if err := <-streams; err != nil {
+		busy = err
 	}
 	n.http.Close() // whatever is left
 	return busy

@@ -15,7 +15,7 @@ import (
 //
 // HTTP/1.1 streams and long-polls are taken over from net/http (hijacked)
 // in either case; over TLS their connection has no descriptor to watch, so
-// each holds one goroutine in a read (internal/netpoll's blocking watch).
+// each holds one goroutine in a read (internal/conn's blocking watch).
 // HTTP/2 streams cannot be hijacked: their handler goroutine serves them.
 
 // loadTLS reads the certificate when TLS is configured and adds its series to reg.

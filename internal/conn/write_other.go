@@ -1,6 +1,6 @@
 //go:build !linux
 
-package netpoll
+package conn
 
 import "net"
 

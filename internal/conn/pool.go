@@ -1,4 +1,4 @@
-package netpoll
+package conn
 
 import (
 	"runtime"
@@ -15,9 +15,9 @@ type Pool struct {
 	max int
 
 	mu      sync.Mutex
-	queue   []*Serial // FIFO: queue[head:]
-	head    int
-	running int
+	queue   []*Serial // FIFO: queue[head:]; guarded by mu
+	head    int       // guarded by mu
+	running int       // workers; guarded by mu
 }
 
 // NewPool returns a pool of at most workers goroutines (2 per CPU when <=
@@ -51,8 +51,8 @@ func (p *Pool) worker(s *Serial) {
 	}
 }
 
-// pop removes the oldest queued Serial, or returns nil. Requires p.mu.
-func (p *Pool) pop() *Serial {
+// popLocked removes the oldest queued Serial, or returns nil.
+func (p *Pool) popLocked() *Serial {
 	if p.head == len(p.queue) {
 		p.queue, p.head = p.queue[:0], 0
 		return nil
@@ -68,7 +68,7 @@ func (p *Pool) pop() *Serial {
 func (p *Pool) next() *Serial {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	s := p.pop()
+	s := p.popLocked()
 	if s == nil {
 		p.running--
 	}
@@ -81,7 +81,7 @@ func (p *Pool) detach() {
 	p.running--
 	var s *Serial
 	if p.running < p.max {
-		if s = p.pop(); s != nil {
+		if s = p.popLocked(); s != nil {
 			p.running++
 		}
 	}

@@ -1,4 +1,4 @@
-package netpoll
+package conn
 
 import "sync/atomic"
 

@@ -1,6 +1,6 @@
 //go:build !linux
 
-package netpoll
+package conn
 
 import (
 	"net"
@@ -11,7 +11,7 @@ import (
 // goroutine (blocking.go).
 type Poller struct {
 	mu     sync.Mutex
-	closed bool
+	closed bool // guarded by mu
 }
 
 // New returns a Poller.
@@ -26,7 +26,7 @@ func (p *Poller) Watch(conn net.Conn, onReadable func()) (*Watch, error) {
 	if p.closed {
 		return nil, ErrClosed
 	}
-	return p.watchBlocking(conn, onReadable), nil
+	return p.watchBlockingLocked(conn, onReadable), nil
 }
 
 func (p *Poller) rearm(w *Watch) error {

@@ -1,4 +1,4 @@
-package netpoll
+package conn
 
 import (
 	"bytes"
@@ -99,7 +99,7 @@ func TestWriteNowTakesMoreThanIOVMAXBuffers(t *testing.T) {
 // net.Conn with a write deadline, as writes went before WriteNow. Most of
 // it is the kernel's TCP path (both ends, loopback), not Go.
 //
-//	go test -run '^$' -bench LoopbackWrite ./internal/netpoll
+//	go test -run '^$' -bench LoopbackWrite ./internal/conn
 func BenchmarkLoopbackWrite(b *testing.B) {
 	frame := bytes.Repeat([]byte("x"), 150) // a small announcement in a WebSocket frame
 	for _, via := range []string{"WriteNow", "net.Conn"} {

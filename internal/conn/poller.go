@@ -1,4 +1,4 @@
-package netpoll
+package conn
 
 import (
 	"crypto/tls"
@@ -9,10 +9,10 @@ import (
 )
 
 // ErrClosed is returned by Watch after Close.
-var ErrClosed = errors.New("netpoll: poller closed")
+var ErrClosed = errors.New("conn: poller closed")
 
 // ErrUnsupported is returned by Watch for a connection without a descriptor.
-var ErrUnsupported = errors.New("netpoll: connection has no file descriptor")
+var ErrUnsupported = errors.New("conn: connection has no file descriptor")
 
 // Watch is one connection's registration with a Poller.
 type Watch struct {
@@ -22,7 +22,7 @@ type Watch struct {
 	key        uint64
 	onReadable func()
 	peek       *peekConn      // set when watched by a goroutine (blocking.go)
-	reading    sync.WaitGroup // that goroutine, while it runs (Add under p.mu)
+	reading    sync.WaitGroup // that goroutine, while it runs (Add with p.mu held)
 	stopped    bool           // guarded by p.mu
 }
 

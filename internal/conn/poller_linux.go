@@ -1,4 +1,4 @@
-package netpoll
+package conn
 
 import (
 	"net"
@@ -17,10 +17,10 @@ type Poller struct {
 	wake int // an eventfd: written by Close to end the wait
 
 	mu      sync.Mutex
-	watches map[uint64]*Watch
-	next    uint64
-	closed  bool
-	done    chan struct{}
+	watches map[uint64]*Watch // guarded by mu
+	next    uint64            // the last key given; guarded by mu
+	closed  bool              // guarded by mu
+	done    chan struct{}     // closed when loop returns
 }
 
 const watchEvents = unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT
@@ -59,7 +59,7 @@ func (p *Poller) Watch(conn net.Conn, onReadable func()) (*Watch, error) {
 	}
 	fd, err := fdOf(conn)
 	if err != nil {
-		return p.watchBlocking(conn, onReadable), nil
+		return p.watchBlockingLocked(conn, onReadable), nil
 	}
 	p.next++
 	w := &Watch{p: p, conn: conn, fd: fd, key: p.next, onReadable: onReadable}

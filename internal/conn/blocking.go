@@ -1,4 +1,4 @@
-package netpoll
+package conn
 
 import (
 	"errors"
@@ -13,8 +13,8 @@ import (
 // everywhere, without the memory saving. The byte it read is handed back
 // by the Watch's Conn.
 
-// watchBlocking registers conn for goroutine-driven callbacks. Requires p.mu.
-func (p *Poller) watchBlocking(conn net.Conn, onReadable func()) *Watch {
+// watchBlockingLocked registers conn for goroutine-driven callbacks.
+func (p *Poller) watchBlockingLocked(conn net.Conn, onReadable func()) *Watch {
 	w := &Watch{p: p, fd: -1, onReadable: onReadable}
 	pc := &peekConn{Conn: conn}
 	w.conn, w.peek = pc, pc
@@ -65,9 +65,9 @@ func (w *Watch) Release() net.Conn {
 type peekConn struct {
 	net.Conn
 	mu  sync.Mutex
-	b   byte
-	n   int
-	err error
+	b   byte  // guarded by mu
+	n   int   // guarded by mu
+	err error // guarded by mu
 }
 
 func (c *peekConn) Read(p []byte) (int, error) {

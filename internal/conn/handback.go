@@ -1,4 +1,4 @@
-package api
+package conn
 
 import (
 	"crypto/tls"
@@ -8,26 +8,11 @@ import (
 	"time"
 )
 
-// Listener wraps the server's listener so that a connection taken over for
-// a long-poll (deferred.go) is served by net/http again once answered:
+// Listener wraps a server's listener so that a connection taken over for
+// a long-poll is served by net/http again once answered (Session.HandBack):
 // the client's next poll reuses it (keep-alive), as it would had the
-// handler answered it. Without it, such answers close the connection.
-func (s *Server) Listener(l net.Listener) net.Listener {
-	hl := &handbackListener{
-		Listener: l, back: make(chan net.Conn, handbackQueue), accepted: make(chan acceptResult), done: make(chan struct{}),
-		acceptFailed: s.acceptFailed,
-	}
-	go hl.acceptLoop()
-	s.handback.Store(hl)
-	return hl
-}
-
-type acceptResult struct {
-	conn net.Conn
-	err  error
-}
-
-type handbackListener struct {
+// handler answered it.
+type Listener struct {
 	net.Listener
 	back      chan net.Conn
 	accepted  chan acceptResult
@@ -41,6 +26,22 @@ type handbackListener struct {
 	acceptFailed func(err error, retry time.Duration)
 }
 
+// NewListener wraps l. acceptFailed (the caller's metric and log) is told
+// of each accept error the listener waits out before trying again.
+func NewListener(l net.Listener, acceptFailed func(err error, retry time.Duration)) *Listener {
+	hl := &Listener{
+		Listener: l, back: make(chan net.Conn, handbackQueue), accepted: make(chan acceptResult), done: make(chan struct{}),
+		acceptFailed: acceptFailed,
+	}
+	go hl.acceptLoop()
+	return hl
+}
+
+type acceptResult struct {
+	conn net.Conn
+	err  error
+}
+
 // Accept errors other than a closed listener (EMFILE, ENFILE, ENOBUFS) pass
 // once descriptors or memory are freed: the loop waits and tries again, as
 // net/http does, instead of ending and leaving the server deaf for good.
@@ -51,7 +52,7 @@ const (
 
 // acceptLoop feeds Accept with new connections until the listener closes.
 // It owns the wait between failed accepts, so net/http never sees them.
-func (l *handbackListener) acceptLoop() {
+func (l *Listener) acceptLoop() {
 	var retry time.Duration
 	for {
 		c, err := l.Listener.Accept()
@@ -80,21 +81,8 @@ func (l *handbackListener) acceptLoop() {
 	}
 }
 
-// acceptFailed counts an accept error and logs it at most once a minute:
-// a flood of connections must not flood the log too.
-func (s *Server) acceptFailed(err error, retry time.Duration) {
-	s.metrics.acceptErrors.Inc()
-	now, last := time.Now().UnixNano(), s.acceptLogged.Load()
-	recent := last != 0 && now-last < int64(time.Minute)
-	if recent || !s.acceptLogged.CompareAndSwap(last, now) {
-		return
-	}
-	s.log.Warn("accepting connections failed; retrying (raise the open-file limit, or lower --max-conns)",
-		"err", err, "retry", retry)
-}
-
 // Accept returns the next new or handed-back connection.
-func (l *handbackListener) Accept() (net.Conn, error) {
+func (l *Listener) Accept() (net.Conn, error) {
 	select {
 	case r := <-l.accepted:
 		return r.conn, r.err
@@ -107,7 +95,7 @@ func (l *handbackListener) Accept() (net.Conn, error) {
 
 // Close stops accepting; connections handed back and not yet accepted, or
 // handed back later, are closed.
-func (l *handbackListener) Close() error {
+func (l *Listener) Close() error {
 	l.closeOnce.Do(func() {
 		l.mu.Lock()
 		defer l.mu.Unlock()
@@ -133,7 +121,7 @@ const handbackQueue = 8192
 // handBack gives c to net/http for the client's next request, or closes it
 // once the listener is closed. It never waits on the accept loop: it runs
 // on a pool worker, and a fan-out answers thousands of polls at once.
-func (l *handbackListener) handBack(c net.Conn) {
+func (l *Listener) handBack(c net.Conn) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed {
@@ -164,10 +152,10 @@ func (c *prefixConn) Read(p []byte) (int, error) {
 }
 
 // Buffered is how many replayed bytes are left: while there are some, the
-// socket does not show them, so netpoll watches c with a goroutine.
+// socket does not show them, so Watch watches c with a goroutine.
 func (c *prefixConn) Buffered() int { return len(c.prefix) }
 
-// NetConn returns the connection c wraps, for netpoll.
+// NetConn returns the connection c wraps, for fdOf.
 func (c *prefixConn) NetConn() net.Conn { return c.Conn }
 
 // tlsStateConn is a wrapped TLS connection handed back: net/http reads
