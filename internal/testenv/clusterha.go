@@ -3,7 +3,6 @@ package testenv
 import (
 	"context"
 	"fmt"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -32,27 +31,7 @@ func (c *ReplicatedCluster) URL() string {
 // sync with its master.
 func StartReplicatedCluster(t testing.TB) *ReplicatedCluster {
 	t.Helper()
-	cli, err := exec.LookPath("redis-cli")
-	if err != nil {
-		t.Fatalf("testenv: redis-cli not found on PATH (%v): install the Debian package redis-tools", err)
-	}
-	c := &ReplicatedCluster{t: t}
-	for range 6 {
-		c.Servers = append(c.Servers, StartRedisWith(t, RedisOptions{AppendOnly: true, Args: []string{
-			"--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-			"--cluster-node-timeout", "5000",
-		}}))
-	}
-	args := []string{"--cluster", "create"}
-	for _, s := range c.Servers {
-		args = append(args, s.Addr)
-	}
-	args = append(args, "--cluster-replicas", "1", "--cluster-yes")
-	ctx, cancel := context.WithTimeout(context.Background(), 2*redisStartTimeout)
-	defer cancel()
-	if out, err := exec.CommandContext(ctx, cli, args...).CombinedOutput(); err != nil {
-		t.Fatalf("testenv: redis-cli --cluster create: %v\n%s", err, out)
-	}
+	c := &ReplicatedCluster{t: t, Servers: createCluster(t, 6, 1, RedisOptions{AppendOnly: true})}
 	for _, s := range c.Servers {
 		waitUntil(t, "cluster node "+s.Addr+" to be ok, knowing six nodes, in sync", func() (bool, error) {
 			info, err := clusterCommand(s.Addr, "INFO")
