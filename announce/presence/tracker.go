@@ -388,25 +388,9 @@ func (t *Tracker) Snapshot(ctx context.Context, channel string) Snapshot {
 	return snap
 }
 
-// Stats are the tracker's counters.
-type Stats struct {
-	Sessions        int    // sessions present on this node
-	EventsDropped   uint64 // join and leave events dropped because the emitter was behind
-	ListenerDropped uint64 // events not delivered to a listener whose queue was full
-}
-
-// Stats returns the tracker's counters.
-func (t *Tracker) Stats() Stats {
-	t.mu.Lock()
-	n := t.live
-	t.mu.Unlock()
-	return Stats{Sessions: n, EventsDropped: t.eventsDropped.Load(), ListenerDropped: t.listenerDropped.Load()}
-}
-
 // Close ends every session still present (a leave event reaches every
 // node's listeners, Disconnected the sinks: a shutdown is a disconnection),
-// removes this node's entries from the
-// backend within ctx and closes it. A backend that cannot be reached is
+// removes this node's entries from the backend within ctx and closes it. A backend that cannot be reached is
 // logged, not returned: the entries then age out by themselves. Later calls
 // do nothing.
 func (t *Tracker) Close(ctx context.Context) error {

@@ -96,3 +96,18 @@ type Backend interface {
 	// Close releases the backend.
 	Close() error
 }
+
+// Stats are the tracker's counters.
+type Stats struct {
+	Sessions        int    // sessions present on this node
+	EventsDropped   uint64 // join and leave events dropped because the emitter was behind
+	ListenerDropped uint64 // events not delivered to a listener whose queue was full
+}
+
+// Stats returns the tracker's counters.
+func (t *Tracker) Stats() Stats {
+	t.mu.Lock()
+	n := t.live
+	t.mu.Unlock()
+	return Stats{Sessions: n, EventsDropped: t.eventsDropped.Load(), ListenerDropped: t.listenerDropped.Load()}
+}

@@ -15,7 +15,7 @@ import (
 // are not in it, so they are neither counted nor aged. Delete runs as one
 // script over the channel's keys and the global schedule keys. On Redis
 // Cluster the schedule keys are the channel's own and the set is in
-// another slot: the script then leaves the set (no KEYS[7]) to an SREM of
+// another slot: the script then leaves the set (no KEYS[8]) to an SREM of
 // its own, and the schedule index's entry to the next Due, which drops it.
 
 var _ announce.ChannelAdmin = (*Store)(nil)
@@ -31,7 +31,8 @@ func (k keys) channels() string { return k.prefix + "channels" }
 // it tells every node on the channel's topic, so each closes its observers.
 //
 //	KEYS[1] id, KEYS[2] history, KEYS[3] the channel's schedules,
-//	KEYS[4] due, KEYS[5] data, KEYS[6] the topic, KEYS[7] channels (not on Cluster)
+//	KEYS[4] due, KEYS[5] data, KEYS[6] the topic, KEYS[7] the published
+//	watermark (sentinel.go), KEYS[8] channels (not on Cluster)
 //	ARGV[1] the channel, ARGV[2] the pattern of its idempotency keys,
 //	ARGV[3] deletedNotice
 const deleteLua = `
@@ -39,8 +40,8 @@ for _, id in ipairs(redis.call('ZRANGE', KEYS[3], 0, -1)) do
   redis.call('ZREM', KEYS[4], id)
   redis.call('HDEL', KEYS[5], id)
 end
-redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
-if KEYS[7] then redis.call('SREM', KEYS[7], ARGV[1]) end
+redis.call('DEL', KEYS[1], KEYS[2], KEYS[3], KEYS[7])
+if KEYS[8] then redis.call('SREM', KEYS[8], ARGV[1]) end
 local cursor = '0'
 repeat
   local r = redis.call('SCAN', cursor, 'MATCH', ARGV[2], 'COUNT', 1000)
@@ -80,7 +81,8 @@ func (s *Store) Delete(ctx context.Context, channel string) error {
 	ctx, cancel := s.op(ctx)
 	defer cancel()
 	sk := s.scheduleKeys(channel) // the channel's, due and data
-	keys := []string{s.keys.id(channel), s.keys.history(channel), sk[2], sk[0], sk[1], s.keys.topic(channel)}
+	keys := []string{s.keys.id(channel), s.keys.history(channel), sk[2], sk[0], sk[1], s.keys.topic(channel),
+		s.keys.published(channel)}
 	script := shardedDeleteScript
 	if !s.cluster {
 		keys = append(keys, s.keys.channels())

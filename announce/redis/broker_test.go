@@ -71,7 +71,7 @@ func (s *sink) resynced(channel string) int {
 func (s *sink) waitMessages(t testing.TB, channel string, n int) []announce.Message {
 	t.Helper()
 	var got []announce.Message
-	waitFor(t, 5*time.Second, fmt.Sprintf("%d messages on %s", n, channel), func() bool {
+	testenv.WaitFor(t, 5*time.Second, fmt.Sprintf("%d messages on %s", n, channel), func() bool {
 		got = s.messages(channel)
 		return len(got) >= n
 	})
@@ -241,7 +241,7 @@ func TestBrokerWatchChurn(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, 5*time.Second, fmt.Sprintf("message %d after a successful Watch", i), func() bool {
+		testenv.WaitFor(t, 5*time.Second, fmt.Sprintf("message %d after a successful Watch", i), func() bool {
 			return slices.Contains(nd.sink.messages("churn"), m)
 		})
 		nd.broker.Unwatch("churn")
@@ -270,7 +270,7 @@ func TestBrokerRedisRestart(t *testing.T) {
 	if !errors.Is(err, announce.ErrUnavailable) || time.Since(start) > 2*time.Second {
 		t.Fatalf("Append with Redis down: %v after %v, want ErrUnavailable within 2s", err, time.Since(start))
 	}
-	waitFor(t, 5*time.Second, "broker to notice", func() bool { return !nd.broker.Healthy() })
+	testenv.WaitFor(t, 5*time.Second, "broker to notice", func() bool { return !nd.broker.Healthy() })
 	if err := nd.broker.Ping(t.Context()); !errors.Is(err, announce.ErrUnavailable) {
 		t.Fatalf("Broker.Ping with Redis down = %v, want ErrUnavailable", err)
 	}
@@ -279,14 +279,14 @@ func TestBrokerRedisRestart(t *testing.T) {
 	}
 
 	srv.Start()
-	waitFor(t, 10*time.Second, "Resync after reconnect", func() bool { return nd.sink.resynced("news") == 1 })
+	testenv.WaitFor(t, 10*time.Second, "Resync after reconnect", func() bool { return nd.sink.resynced("news") == 1 })
 	if !nd.broker.Healthy() || nd.broker.Reconnects() != 1 {
 		t.Fatalf("after reconnect: healthy %v, reconnects %d; want true, 1", nd.broker.Healthy(), nd.broker.Reconnects())
 	}
 	if nd.sink.resynced("other") != 0 {
 		t.Fatal("Resync for a channel whose Watch failed")
 	}
-	waitFor(t, 5*time.Second, "Append after restart", func() bool {
+	testenv.WaitFor(t, 5*time.Second, "Append after restart", func() bool {
 		_, err := nd.store.Append(t.Context(), "news", "after", time.Now())
 		return err == nil
 	})
@@ -312,7 +312,7 @@ func TestBrokerResyncAfterKill(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 5*time.Second, "Resync", func() bool { return nd.sink.resynced("news") == 1 })
+	testenv.WaitFor(t, 5*time.Second, "Resync", func() bool { return nd.sink.resynced("news") == 1 })
 	if nd.broker.Reconnects() != 1 {
 		t.Errorf("Reconnects = %d, want 1", nd.broker.Reconnects())
 	}
@@ -325,7 +325,7 @@ func TestBrokerResyncAfterKill(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 5*time.Second, "live delivery after resubscribe", func() bool {
+	testenv.WaitFor(t, 5*time.Second, "live delivery after resubscribe", func() bool {
 		return slices.Contains(nd.sink.messages("news"), m2)
 	})
 }
@@ -344,12 +344,12 @@ func TestBrokerDetectsDeadConnection(t *testing.T) {
 	})
 	nd.watch(t, "news")
 	p.freeze() // the existing connections stall; new ones work
-	waitFor(t, 5*time.Second, "Resync after a dead connection", func() bool { return nd.sink.resynced("news") == 1 })
+	testenv.WaitFor(t, 5*time.Second, "Resync after a dead connection", func() bool { return nd.sink.resynced("news") == 1 })
 	m, err := nd.store.Append(t.Context(), "news", "through a new connection", time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 5*time.Second, "delivery", func() bool { return slices.Contains(nd.sink.messages("news"), m) })
+	testenv.WaitFor(t, 5*time.Second, "delivery", func() bool { return slices.Contains(nd.sink.messages("news"), m) })
 }
 
 func TestBrokerCloseStopsEverything(t *testing.T) {

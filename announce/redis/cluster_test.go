@@ -173,7 +173,7 @@ func TestCluster(t *testing.T) {
 			t.Fatal(err)
 		}
 		for k, n := range nodes {
-			waitFor(t, 5*time.Second, fmt.Sprintf("node %d told of the delete", k), func() bool {
+			testenv.WaitFor(t, 5*time.Second, fmt.Sprintf("node %d told of the delete", k), func() bool {
 				n.sink.mu.Lock()
 				defer n.sink.mu.Unlock()
 				return slices.Contains(n.sink.deleted, channels[1])
@@ -182,7 +182,7 @@ func TestCluster(t *testing.T) {
 		// Unwatched, a channel's shard subscription is gone.
 		nodes[0].broker.Unwatch(channels[0])
 		nodes[1].broker.Unwatch(channels[0])
-		waitFor(t, 5*time.Second, "no shard subscriber left", func() bool {
+		testenv.WaitFor(t, 5*time.Second, "no shard subscriber left", func() bool {
 			n, err := cc.PubSubShardNumSub(t.Context(), prefix+"{"+channels[0]+"}").Result()
 			return err == nil && n[prefix+"{"+channels[0]+"}"] == 0
 		})
@@ -244,20 +244,20 @@ func TestCluster(t *testing.T) {
 		}
 		c.MoveSlot(t, prefix+"{"+ch+"}", to)
 		var m announce.Message
-		waitFor(t, 10*time.Second, "an append after the move", func() bool {
+		testenv.WaitFor(t, 10*time.Second, "an append after the move", func() bool {
 			m, err = n.store.Append(t.Context(), ch, "after", time.Now())
 			return err == nil
 		})
 		if m.ID != 2 {
 			t.Fatalf("append after the move got id %d, want 2: the id key moved with the slot", m.ID)
 		}
-		waitFor(t, 10*time.Second, "the resync after the move", func() bool { return n.sink.resynced(ch) > 0 })
+		testenv.WaitFor(t, 10*time.Second, "the resync after the move", func() bool { return n.sink.resynced(ch) > 0 })
 		// The resync is the sink's to act on (the hub reads the history);
 		// live messages from now on come from the new shard.
 		if _, err := n.store.Append(t.Context(), ch, "live", time.Now()); err != nil {
 			t.Fatal(err)
 		}
-		waitFor(t, 10*time.Second, "the live message from the new shard", func() bool {
+		testenv.WaitFor(t, 10*time.Second, "the live message from the new shard", func() bool {
 			got := n.sink.messages(ch)
 			return len(got) > 0 && got[len(got)-1].Content == "live"
 		})

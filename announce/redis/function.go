@@ -136,11 +136,15 @@ redis.register_function{function_name = 'announce_version', flags = {'no-writes'
 
 // libraryText is the library for a store of this prefix and history and a
 // content limit of maxMessage bytes.
-// On Redis Cluster it publishes by SPUBLISH, as Append does.
-func libraryText(prefix string, history, maxMessage int, cluster bool) string {
+// On Redis Cluster it publishes by SPUBLISH, as Append does; on Sentinel
+// (held) it moves the published watermark too (sentinel.go).
+func libraryText(prefix string, history, maxMessage int, cluster, held bool) string {
 	body := appendLua
-	if cluster {
+	switch {
+	case cluster:
 		body = sharded(appendLua)
+	case held:
+		body = heldLibraryBody
 	}
 	return fmt.Sprintf(libraryLua, LibraryVersion, luaString(prefix), history, maxMessage,
 		body, announce.MaxChannelName, announce.MaxChannelName)
@@ -183,7 +187,7 @@ func (s *Store) LoadLibrary(ctx context.Context, maxMessage int, interval time.D
 	if interval <= 0 {
 		interval = 5 * time.Second
 	}
-	l := &Library{store: s, text: libraryText(s.keys.prefix, s.history, maxMessage, s.cluster),
+	l := &Library{store: s, text: libraryText(s.keys.prefix, s.history, maxMessage, s.cluster, s.confirm),
 		quit: make(chan struct{}), done: make(chan struct{})}
 	if err := l.ensure(ctx); err != nil {
 		return nil, err

@@ -142,7 +142,7 @@ func TestFunctionLibraryReloaded(t *testing.T) {
 	srv.Start()
 	raw := rawClient(t, srv.Addr)
 	var err error
-	waitFor(t, 20*time.Second, "the library reloaded", func() bool {
+	testenv.WaitFor(t, 20*time.Second, "the library reloaded", func() bool {
 		_, err = fcall(raw, "news", "back")
 		return err == nil
 	})

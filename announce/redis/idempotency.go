@@ -50,9 +50,10 @@ type Idempotency struct {
 	pending   time.Duration
 	poll      time.Duration
 	// confirm, on Sentinel, holds a replay back until a replica has the
-	// record: the publish that wrote it may have failed its own WAIT, and
-	// a failover would then lose the message the replay acknowledges.
-	confirm func(context.Context) error
+	// record and the message is published: the publish that wrote it may
+	// have failed its own WAIT, and a failover would then lose the message
+	// the replay acknowledges; or its node died before publishing it.
+	confirm func(ctx context.Context, channel string, id uint64) error
 }
 
 var _ announce.Idempotency = (*Idempotency)(nil)
@@ -73,7 +74,7 @@ func (s *Store) Idempotency(ttl time.Duration) *Idempotency {
 		poll:      idemPoll,
 	}
 	if s.confirm {
-		i.confirm = s.confirmReplicated
+		i.confirm = s.confirmAndPublish
 	}
 	return i
 }
@@ -191,7 +192,7 @@ func (i *Idempotency) wait(ctx context.Context, k, content string) (env *announc
 			}
 			if i.confirm != nil {
 				octx, cancel := context.WithTimeout(ctx, i.opTimeout)
-				err := i.confirm(octx)
+				err := i.confirm(octx, env.Channel, env.ID)
 				cancel()
 				if err != nil {
 					return nil, false, err

@@ -298,7 +298,8 @@ func (s *Store) runDue(ctx context.Context, keys []string, now time.Time, limit 
 	return due, next, nil
 }
 
-// Fire implements announce.ScheduleStore in one script.
+// Fire implements announce.ScheduleStore in one script (on Sentinel: with
+// WAIT 1, then the publish, as Append).
 //
 // A timeout leaves the outcome unknown, as for Append: the script may have
 // run with only its reply lost. Nothing is lost either way: if it ran, the
@@ -334,10 +335,15 @@ func (s *Store) Fire(ctx context.Context, f announce.Firing) (announce.Message, 
 		}
 	}
 	keys := append(s.scheduleKeys(f.Channel), s.keys.id(f.Channel), s.keys.history(f.Channel))
-	id, err := script.Run(ctx, s.client, keys,
-		claim, f.ID, strconv.FormatUint(f.Expire, 10),
+	args := []any{claim, f.ID, strconv.FormatUint(f.Expire, 10),
 		tail, s.history, s.keys.topic(f.Channel),
-		expID, expScore, expTail).Int64()
+		expID, expScore, expTail}
+	var id int64
+	if s.confirm {
+		id, err = s.appendHeld(ctx, heldFireScript, f.Channel, keys, args...)
+	} else {
+		id, err = script.Run(ctx, s.client, keys, args...).Int64()
+	}
 	if err != nil {
 		if outcomeUnknown(err) {
 			s.log.Warn("redis fire timed out; the schedule may still have fired", "channel", f.Channel, "schedule", f.ID, "err", err)

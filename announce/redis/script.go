@@ -29,16 +29,22 @@ import (
 // message instead of publishing it again; and without the marker in place
 // nothing is appended (-1): a script that reaches Redis late, after its
 // caller gave up and released the marker, cannot publish a second copy.
-const appendLua = `
+//
+// storeLua is its first part, everything but the PUBLISH: on Sentinel the
+// message is published only once a replica has it (sentinel.go).
+const (
+	storeLua = `
 if KEYS[3] and redis.call('GET', KEYS[3]) ~= ARGV[4] then return -1 end
 local id = redis.call('INCR', KEYS[1])
 local msg = '{"id":' .. string.format('%d', id) .. ARGV[1]
 redis.call('RPUSH', KEYS[2], msg)
 redis.call('LTRIM', KEYS[2], -tonumber(ARGV[2]), -1)
-redis.call('PUBLISH', ARGV[3], msg)
 if KEYS[3] then redis.call('SET', KEYS[3], '{"message":' .. msg .. '}', 'PX', ARGV[5]) end
+`
+	appendLua = storeLua + `redis.call('PUBLISH', ARGV[3], msg)
 return id
 `
+)
 
 var (
 	appendScript        = goredis.NewScript(appendLua)
@@ -62,7 +68,14 @@ func sharded(lua string) string {
 //
 //	KEYS[1] id key, KEYS[2] history key
 //	ARGV[1] since, ARGV[2] limit
-var sinceScript = goredis.NewScript(`
+var sinceScript = goredis.NewScript(sinceRangeLua + `
+if start >= n then return {} end
+return redis.call('LRANGE', KEYS[2], start, stop)
+`)
+
+// sinceRangeLua computes the indexes start..stop of the history entries
+// sinceScript returns; none when start >= n.
+const sinceRangeLua = `
 local last = tonumber(redis.call('GET', KEYS[1]) or '0')
 local n = redis.call('LLEN', KEYS[2])
 local since = tonumber(ARGV[1])
@@ -70,11 +83,9 @@ local limit = tonumber(ARGV[2])
 local first = last - n + 1
 local start = 0
 if since >= first then start = since - first + 1 end
-if start >= n then return {} end
 local stop = n - 1
 if limit > 0 and stop - start + 1 > limit then stop = start + limit - 1 end
-return redis.call('LRANGE', KEYS[2], start, stop)
-`)
+`
 
 // jsonHead is what encoding/json writes for a Message before the id's digits.
 const jsonHead = `{"id":`

@@ -95,7 +95,8 @@ func (s *Store) op(ctx context.Context) (context.Context, context.CancelFunc) {
 }
 
 // Append implements announce.Store in one round trip: the script assigns the
-// id, stores the message and publishes it to every node's Broker.
+// id, stores the message and publishes it to every node's Broker. On
+// Sentinel it takes two: store and WAIT 1, then publish (sentinel.go).
 //
 // A timeout leaves the outcome unknown: the script may have run with only its
 // reply lost. The error still wraps announce.ErrUnavailable, and the message,
@@ -114,7 +115,7 @@ func (s *Store) Append(ctx context.Context, channel, content string, at time.Tim
 		keys = append(keys, rec.key)
 		args = append(args, rec.marker, rec.ttl.Milliseconds())
 	}
-	id, err := s.runAppend(ctx, keys, args...)
+	id, err := s.runAppend(ctx, channel, keys, args...)
 	if err != nil {
 		if outcomeUnknown(err) {
 			s.log.Warn("redis append timed out; the message may still have been stored and published",
@@ -132,35 +133,19 @@ func (s *Store) Append(ctx context.Context, channel, content string, at time.Tim
 	return m, nil
 }
 
-// runAppend runs the append script; on Sentinel it is followed, on the same
-// connection, by WAIT 1: asynchronous replication loses what the master
-// acknowledged but had not yet sent when a failover promotes the replica,
-// so a publish is acknowledged only once a replica has it.
-func (s *Store) runAppend(ctx context.Context, keys []string, args ...any) (int64, error) {
-	if s.cluster {
-		return shardedAppendScript.Run(ctx, s.client, keys, args...).Int64()
-	}
-	if !s.confirm {
-		return appendScript.Run(ctx, s.client, keys, args...).Int64()
-	}
-	var eval, wait *goredis.Cmd
-	_, err := s.client.Pipelined(ctx, func(p goredis.Pipeliner) error {
-		eval = appendScript.Eval(ctx, p, keys, args...)
-		wait = p.Do(ctx, "WAIT", 1, (s.opTimeout / 2).Milliseconds())
-		return nil
-	})
-	id, eerr := eval.Int64()
-	if eerr != nil {
-		return 0, eerr
-	}
-	n, werr := wait.Int64()
+// runAppend runs the append script; on Sentinel it stores, waits for a
+// replica (WAIT 1) and only then publishes (appendHeld): asynchronous
+// replication loses what the master acknowledged but had not yet sent when
+// a failover promotes the replica, so a publish is acknowledged, and seen,
+// only once a replica has it.
+func (s *Store) runAppend(ctx context.Context, channel string, keys []string, args ...any) (int64, error) {
 	switch {
-	case werr != nil:
-		return 0, fmt.Errorf("waiting for a replica: %w", werr)
-	case n < 1:
-		return 0, fmt.Errorf("no replica confirmed id %d: %w", id, context.DeadlineExceeded)
+	case s.cluster:
+		return shardedAppendScript.Run(ctx, s.client, keys, args...).Int64()
+	case s.confirm:
+		return s.appendHeld(ctx, heldAppendScript, channel, keys, args...)
 	}
-	return id, err
+	return appendScript.Run(ctx, s.client, keys, args...).Int64()
 }
 
 // confirmReplicated returns once a replica has every write the master had
@@ -189,6 +174,9 @@ func (s *Store) confirmReplicated(ctx context.Context) error {
 func (s *Store) Current(ctx context.Context, channel string) (announce.Message, error) {
 	ctx, cancel := s.op(ctx)
 	defer cancel()
+	if s.confirm {
+		return s.currentHeld(ctx, channel)
+	}
 	raw, err := s.client.LIndex(ctx, s.keys.history(channel), -1).Result()
 	if errors.Is(err, goredis.Nil) {
 		return announce.Message{Channel: channel}, nil
@@ -203,17 +191,26 @@ func (s *Store) Current(ctx context.Context, channel string) (announce.Message, 
 func (s *Store) Since(ctx context.Context, channel string, since uint64, limit int) ([]announce.Message, error) {
 	ctx, cancel := s.op(ctx)
 	defer cancel()
+	if s.confirm {
+		return s.sinceHeld(ctx, channel, since, limit)
+	}
 	raws, err := sinceScript.Run(ctx, s.client,
 		[]string{s.keys.id(channel), s.keys.history(channel)},
 		strconv.FormatUint(since, 10), limit).StringSlice()
 	if err != nil {
 		return nil, unavailable("since", err)
 	}
+	return decodeAll(raws)
+}
+
+// decodeAll decodes stored messages; nil for none.
+func decodeAll(raws []string) ([]announce.Message, error) {
 	if len(raws) == 0 {
 		return nil, nil
 	}
 	out := make([]announce.Message, len(raws))
 	for i, raw := range raws {
+		var err error
 		if out[i], err = decode(raw); err != nil {
 			return nil, err
 		}

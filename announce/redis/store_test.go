@@ -155,7 +155,7 @@ func TestUnavailableWhenRedisIsDown(t *testing.T) {
 	checkUnavailable(t, s, 2*time.Second)
 
 	srv.Start() // empty again: testenv's server keeps no data
-	waitFor(t, 5*time.Second, "Append after restart", func() bool {
+	testenv.WaitFor(t, 5*time.Second, "Append after restart", func() bool {
 		m, err := s.Append(t.Context(), "down", "after", time.Now())
 		return err == nil && m.ID == 1
 	})
@@ -203,18 +203,6 @@ func checkUnavailable(t *testing.T, s *redis.Store, within time.Duration) {
 		if took > within {
 			t.Errorf("%s with Redis unreachable took %v, want at most %v", name, took, within)
 		}
-	}
-}
-
-// waitFor polls cond until it holds or the timeout passes.
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
 

@@ -107,6 +107,27 @@ type figures struct {
 	lost, duplicated, reordered, badEvents int
 }
 
+// fault is one kind of fault a chaos run injects at random; inject
+// returns once the system is whole again (a killed process restarted).
+type fault struct {
+	name   string
+	inject func(d *dice)
+}
+
+// dice is a chaos run's randomness: which node, how long.
+type dice struct{ rng *rand.Rand }
+
+func (d *dice) node() int { return d.rng.IntN(nodeCount) }
+
+// pause sleeps between lo and hi.
+func (d *dice) pause(lo, hi time.Duration) {
+	time.Sleep(lo + time.Duration(d.rng.Int64N(int64(hi-lo))))
+}
+
+// ciDuration is how long each mode runs without ANNOUNCE_CHAOS_DURATION:
+// the two modes together stay near three minutes in `make test`.
+const ciDuration = 90 * time.Second
+
 // TestChaos runs three announce nodes on one Redis (appendonly yes) with
 // publishers and observers of every transport while faults strike at
 // random: kill -9 of a node (restarted later, its observers moving to
@@ -114,15 +135,37 @@ type figures struct {
 // link paused or cut. At the end every observer must hold every
 // acknowledged message exactly once, in order.
 func TestChaos(t *testing.T) {
-	duration := testenv.Duration(t, "ANNOUNCE_CHAOS_DURATION", 2*time.Minute) // `make chaos` sets it
-	bin := buildAnnounce(t)
+	duration := testenv.Duration(t, "ANNOUNCE_CHAOS_DURATION", ciDuration) // `make chaos` sets it
 	r := testenv.StartRedisWith(t, testenv.RedisOptions{AppendOnly: true})
 	proxies := make([]*linkProxy, nodeCount)
+	for i := range proxies {
+		proxies[i] = newLinkProxy(t, r.Addr)
+	}
+	runChaos(t, duration, func(i int) string { return "redis://" + proxies[i].Addr + "/0" },
+		fault{"redis restart", func(d *dice) {
+			r.Stop()
+			d.pause(200*time.Millisecond, 2*time.Second)
+			r.Start()
+		}},
+		fault{"redis link paused", func(d *dice) {
+			i := d.node()
+			proxies[i].pause()
+			d.pause(500*time.Millisecond, 3*time.Second)
+			proxies[i].resume()
+		}},
+		fault{"redis link cut", func(d *dice) { proxies[d.node()].cut() }},
+	)
+}
+
+// runChaos runs the chaos test for duration on nodes whose --redis URL is
+// redisURL(i): kill -9 of a node and the faults strike at random, then
+// the ledger is checked.
+func runChaos(t *testing.T, duration time.Duration, redisURL func(i int) string, faults ...fault) {
+	bin := buildAnnounce(t)
 	nodes := make([]*proc, nodeCount)
 	clients := make([]*client.Client, nodeCount)
 	for i := range nodes {
-		proxies[i] = newLinkProxy(t, r.Addr)
-		nodes[i] = startProc(t, bin, "--redis", "redis://"+proxies[i].Addr+"/0", "--history", "1000000",
+		nodes[i] = startProc(t, bin, "--redis", redisURL(i), "--history", "1000000",
 			"--poll-timeout", "5s", "--shutdown-timeout", "2s")
 		c, err := client.New(client.Config{Server: nodes[i].URL, Retries: 30})
 		if err != nil {
@@ -174,44 +217,30 @@ func TestChaos(t *testing.T) {
 	}
 
 	f := figures{faults: map[string]int{}}
-	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 15))
-	pause := func(lo, hi time.Duration) { time.Sleep(lo + time.Duration(rng.Int64N(int64(hi-lo)))) }
-	end := time.Now().Add(duration)
-	for time.Now().Before(end) {
-		pause(2*time.Second, 5*time.Second)
-		switch fault := rng.IntN(4); fault {
-		case 0:
-			i := rng.IntN(nodeCount)
-			nodes[i].kill()
-			f.faults["node kill -9"]++
-			for _, o := range obs {
-				o.mu.Lock()
-				on := o.node == i
-				o.mu.Unlock()
-				if on {
-					select { // a move still pending takes it away from i as well
-					case o.move <- (i + 1 + rng.IntN(nodeCount-1)) % nodeCount:
-					default:
-					}
+	d := &dice{rng: rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 15))}
+	faults = append(faults, fault{"node kill -9", func(d *dice) {
+		i := d.node()
+		nodes[i].kill()
+		for _, o := range obs {
+			o.mu.Lock()
+			on := o.node == i
+			o.mu.Unlock()
+			if on {
+				select { // a move still pending takes it away from i as well
+				case o.move <- (i + 1 + d.rng.IntN(nodeCount-1)) % nodeCount:
+				default:
 				}
 			}
-			pause(time.Second, 4*time.Second)
-			nodes[i].start()
-		case 1:
-			r.Stop()
-			f.faults["redis restart"]++
-			pause(200*time.Millisecond, 2*time.Second)
-			r.Start()
-		case 2:
-			i := rng.IntN(nodeCount)
-			proxies[i].pause()
-			f.faults["redis link paused"]++
-			pause(500*time.Millisecond, 3*time.Second)
-			proxies[i].resume()
-		case 3:
-			proxies[rng.IntN(nodeCount)].cut()
-			f.faults["redis link cut"]++
 		}
+		d.pause(time.Second, 4*time.Second)
+		nodes[i].start()
+	}})
+	end := time.Now().Add(duration)
+	for time.Now().Before(end) {
+		d.pause(2*time.Second, 5*time.Second)
+		fl := faults[d.rng.IntN(len(faults))]
+		fl.inject(d)
+		f.faults[fl.name]++
 	}
 	stopPublishing()
 	pubWG.Wait()
@@ -235,11 +264,11 @@ func TestChaos(t *testing.T) {
 	for _, o := range obs {
 		check(t, o, l, &f)
 	}
-	t.Logf("chaos for %v: faults injected %d %v; acknowledged %d (publishes given up after retries: %d); "+
+	t.Logf("%s for %v: faults injected %d %v; acknowledged %d (publishes given up after retries: %d); "+
 		"per observer (%d): lost %d, duplicated %d, reordered %d, unacknowledged seen %d, truncated/reset events %d",
-		duration, sum(f.faults), f.faults, f.acked, f.failed, len(obs), f.lost, f.duplicated, f.reordered, f.unackedSeen, f.badEvents)
-	fmt.Printf("CHAOS faults=%d %v acknowledged=%d lost=%d duplicated=%d reordered=%d\n",
-		sum(f.faults), f.faults, f.acked, f.lost, f.duplicated, f.reordered)
+		t.Name(), duration, sum(f.faults), f.faults, f.acked, f.failed, len(obs), f.lost, f.duplicated, f.reordered, f.unackedSeen, f.badEvents)
+	fmt.Printf("CHAOS %s faults=%d %v acknowledged=%d lost=%d duplicated=%d reordered=%d\n",
+		t.Name(), sum(f.faults), f.faults, f.acked, f.lost, f.duplicated, f.reordered)
 	if f.lost+f.duplicated+f.reordered+f.badEvents > 0 {
 		t.Fatalf("the ledger does not balance")
 	}

@@ -44,7 +44,9 @@ func publishUntilAcked(t *testing.T, l *ledger, base, ch, content string) uint64
 // id sequence goes on, and observers of every transport on both nodes get
 // every acknowledged message once, in order, gaps recovered from history.
 // Nothing acknowledged is lost because a publish on Sentinel is
-// acknowledged once a replica has it (WAIT 1).
+// acknowledged, and published to the nodes, once a replica has it (WAIT 1),
+// and history reads serve nothing a replica has not confirmed: no id
+// anybody saw is given again by the new master.
 // The function library replicated with the data, so FCALL works on the new
 // master too.
 func TestSentinelFailoverFollowed(t *testing.T) {

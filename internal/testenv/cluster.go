@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -36,35 +37,43 @@ func (c *RedisCluster) URL() string {
 // split in three) and waits until every node reports cluster_state:ok.
 func StartRedisCluster(t testing.TB) *RedisCluster {
 	t.Helper()
-	cli, err := exec.LookPath("redis-cli")
-	if err != nil {
-		t.Fatalf("testenv: redis-cli not found on PATH (%v): install the Debian package redis-tools", err)
-	}
-	c := &RedisCluster{}
-	for range 3 {
-		// Each server gets its own directory (StartRedisWith's TempDir),
-		// so the cluster config files never clash.
-		c.Nodes = append(c.Nodes, StartRedisWith(t, RedisOptions{Args: []string{
-			"--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-			"--cluster-node-timeout", "5000",
-		}}))
-	}
-	args := []string{"--cluster", "create"}
-	for _, n := range c.Nodes {
-		args = append(args, n.Addr)
-	}
-	args = append(args, "--cluster-replicas", "0", "--cluster-yes")
+	c := &RedisCluster{Nodes: createCluster(t, 3, 0, RedisOptions{})}
 	ctx, cancel := context.WithTimeout(context.Background(), redisStartTimeout)
 	defer cancel()
-	if out, err := exec.CommandContext(ctx, cli, args...).CombinedOutput(); err != nil {
-		t.Fatalf("testenv: redis-cli --cluster create: %v\n%s", err, out)
-	}
 	for _, n := range c.Nodes {
 		if err := waitClusterOK(ctx, n.Addr); err != nil {
 			t.Fatalf("testenv: cluster node %s: %v", n.Addr, err)
 		}
 	}
 	return c
+}
+
+// createCluster starts n `redis-server --cluster-enabled yes` on free
+// ports, each in its own directory (StartRedisWith's TempDir, so the
+// cluster config files never clash), and joins them with `redis-cli
+// --cluster create --cluster-replicas replicas`.
+func createCluster(t testing.TB, n, replicas int, opts RedisOptions) []*RedisServer {
+	t.Helper()
+	cli, err := exec.LookPath("redis-cli")
+	if err != nil {
+		t.Fatalf("testenv: redis-cli not found on PATH (%v): install the Debian package redis-tools", err)
+	}
+	opts.Args = append(opts.Args, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+		"--cluster-node-timeout", "5000")
+	var servers []*RedisServer
+	args := []string{"--cluster", "create"}
+	for range n {
+		s := StartRedisWith(t, opts)
+		servers = append(servers, s)
+		args = append(args, s.Addr)
+	}
+	args = append(args, "--cluster-replicas", strconv.Itoa(replicas), "--cluster-yes")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(1+replicas)*redisStartTimeout)
+	defer cancel()
+	if out, err := exec.CommandContext(ctx, cli, args...).CombinedOutput(); err != nil {
+		t.Fatalf("testenv: redis-cli --cluster create: %v\n%s", err, out)
+	}
+	return servers
 }
 
 // waitClusterOK waits until addr reports cluster_state:ok and knows all

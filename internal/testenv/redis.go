@@ -7,6 +7,7 @@ import (
 	"net"
 	"os/exec"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -119,6 +120,27 @@ func (s *RedisServer) Start() {
 	}
 }
 
+// StartReplicaOf is Start with the server replicating master (--replicaof
+// after its own arguments, so it wins over one of those).
+func (s *RedisServer) StartReplicaOf(master string) {
+	s.t.Helper()
+	host, port, _ := strings.Cut(master, ":")
+	if err := s.start("--replicaof", host, port); err != nil {
+		s.t.Fatalf("testenv: %v", err)
+	}
+}
+
+// Output is the end (at most max bytes) of the running server's log.
+func (s *RedisServer) Output(max int) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.proc == nil {
+		return "(stopped)"
+	}
+	out := s.proc.out.String()
+	return out[len(out)-min(len(out), max):]
+}
+
 // Stop kills the server (SIGKILL, as a crash would) and waits until it has
 // exited, so its port is free when Stop returns. It does nothing if the
 // server is stopped.
@@ -134,8 +156,9 @@ func (s *RedisServer) Stop() {
 	<-p.done
 }
 
-// start runs redis-server and waits until it answers PING.
-func (s *RedisServer) start() error {
+// start runs redis-server, with extra arguments after its own, and waits
+// until it answers PING.
+func (s *RedisServer) start(extra ...string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.proc != nil {
@@ -155,7 +178,8 @@ func (s *RedisServer) start() error {
 	} else {
 		args = append(args, "--appendonly", "no")
 	}
-	cmd := exec.Command(s.bin, append(args, s.opts.Args...)...)
+	args = append(append(args, s.opts.Args...), extra...)
+	cmd := exec.Command(s.bin, args...)
 	cmd.Dir = s.dir
 	cmd.Stdout = out
 	cmd.Stderr = out

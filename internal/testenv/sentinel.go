@@ -28,8 +28,15 @@ type Sentinel struct {
 	// URL is the --redis URL reaching the master through the sentinels.
 	URL string
 
-	t testing.TB
+	t    testing.TB
+	logs []*syncBuffer // the sentinels' output, for a failure's message
 }
+
+// failoverTimeout bounds a failover's wait for a new master. A sentinel
+// that finds no replica good enough (one back a moment ago, not yet
+// re-checked) aborts and tries again after twice its failover-timeout
+// (8 s here), so a failover may take a few attempts on a loaded machine.
+const failoverTimeout = 2 * time.Minute
 
 // StartSentinel starts the setup, waits until every sentinel knows the
 // replica and the other sentinels, and stops it all when the test ends. It
@@ -54,7 +61,9 @@ func StartSentinel(t testing.TB) *Sentinel {
 		return strings.Contains(info, "master_link_status:up"), err
 	})
 	for range 3 {
-		s.Sentinels = append(s.Sentinels, startSentinelProcess(t, bin, master.Addr))
+		addr, out := startSentinelProcess(t, bin, master.Addr)
+		s.Sentinels = append(s.Sentinels, addr)
+		s.logs = append(s.logs, out)
 	}
 	s.URL = "redis+sentinel://" + s.Sentinels[0] + "/0?master_name=" + SentinelMaster +
 		"&addr=" + s.Sentinels[1] + "&addr=" + s.Sentinels[2]
@@ -101,56 +110,117 @@ func (s *Sentinel) Server(addr string) *RedisServer {
 }
 
 // Failover forces a failover (SENTINEL FAILOVER) and waits until the other
-// data server is master, and the old one its replica.
+// data server is master and a replica is in sync with the master. A sentinel may
+// refuse the command (INPROG, NOGOODSLAVE right after a previous
+// failover) or accept it and then abort, having found no good replica:
+// it is asked again until a new master is named.
 func (s *Sentinel) Failover() {
 	s.t.Helper()
 	old := s.Master()
 	c := sentinelClient(s.Sentinels[0])
 	defer c.Close()
-	// Right after a previous failover the sentinel may refuse with
-	// "INPROG" or "NOGOODSLAVE" until the replica has synced: retry.
-	waitUntil(s.t, "SENTINEL FAILOVER to be accepted", func() (bool, error) {
+	s.waitFor("SENTINEL FAILOVER to name a new master", func() (bool, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
 		err := c.Failover(ctx, SentinelMaster).Err()
-		return err == nil, err
+		cancel()
+		if err != nil {
+			time.Sleep(500 * time.Millisecond)
+			return false, err
+		}
+		deadline := time.Now().Add(20 * time.Second)
+		for time.Now().Before(deadline) {
+			if ok, err := s.promoted(old); ok || err != nil {
+				return ok, err
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		return false, fmt.Errorf("accepted, but %s is still master after 20 s", old)
 	})
-	s.waitNewMaster(old)
-	waitUntil(s.t, "the old master to replicate the new one", func() (bool, error) {
-		info, err := redisInfo(old, "replication")
-		return strings.Contains(info, "role:slave") && strings.Contains(info, "master_link_status:up"), err
-	})
+	s.waitSynced()
 }
 
 // KillMaster kills the master (SIGKILL), waits until the sentinels have
-// promoted the replica, then starts the old master again and waits until
-// it replicates the new one (until then the new master refuses writes).
+// promoted the replica, then starts the old master again as the new one's
+// replica, as an operator would, and waits until the master has a replica
+// in sync (until then it refuses writes). Started as it was, a master, it would
+// wait for a sentinel to turn it into a replica, which on a loaded machine
+// was seen not to happen within two minutes. A failure shows every
+// sentinel's and data server's log.
 func (s *Sentinel) KillMaster() {
 	s.t.Helper()
 	old := s.Master()
 	srv := s.Server(old)
 	srv.Stop()
-	s.waitNewMaster(old)
-	srv.Start()
-	waitUntil(s.t, "the old master to replicate the new one", func() (bool, error) {
-		info, err := redisInfo(old, "replication")
-		return strings.Contains(info, "role:slave") && strings.Contains(info, "master_link_status:up"), err
-	})
+	s.waitFor("a new master", func() (bool, error) { return s.promoted(old) })
+	srv.StartReplicaOf(s.Master())
+	s.waitSynced()
 }
 
-func (s *Sentinel) waitNewMaster(old string) {
+// promoted reports whether the sentinels name a master other than old
+// and it says it is one.
+func (s *Sentinel) promoted(old string) (bool, error) {
+	now := s.Master()
+	if now == old {
+		return false, nil
+	}
+	info, err := redisInfo(now, "replication")
+	return strings.Contains(info, "role:master"), err
+}
+
+// waitSynced waits until the sentinels' master is one and the other data
+// server replicates it, in sync. Usually the replica is the old master;
+// but sentinels with a stale view may fail over once more meanwhile,
+// back to a server that had just come back as a replica.
+func (s *Sentinel) waitSynced() {
 	s.t.Helper()
-	waitUntil(s.t, "a new master", func() (bool, error) {
-		now := s.Master()
-		if now == old {
-			return false, nil
+	s.waitFor("the master's replica to be in sync", func() (bool, error) {
+		m := s.Master()
+		info, err := redisInfo(m, "replication")
+		if err != nil || !strings.Contains(info, "role:master") {
+			return false, err
 		}
-		info, err := redisInfo(now, "replication")
-		return strings.Contains(info, "role:master"), err
+		_, port, _ := strings.Cut(m, ":")
+		for _, r := range s.Redis {
+			if r.Addr == m {
+				continue
+			}
+			info, err := redisInfo(r.Addr, "replication")
+			if err != nil || !strings.Contains(info, "role:slave") ||
+				!strings.Contains(info, "master_port:"+port+"\r") || !strings.Contains(info, "master_link_status:up") {
+				return false, err
+			}
+		}
+		return true, nil
 	})
 }
 
-func startSentinelProcess(t testing.TB, bin, master string) string {
+// waitFor polls cond for up to failoverTimeout, failing the test with the
+// end of a sentinel's log.
+func (s *Sentinel) waitFor(what string, cond func() (bool, error)) {
+	s.t.Helper()
+	deadline := time.Now().Add(failoverTimeout)
+	for {
+		ok, err := cond()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			var b strings.Builder
+			for i, l := range s.logs {
+				out := l.String()
+				fmt.Fprintf(&b, "\nsentinel %s log ends:\n%s", s.Sentinels[i], out[max(0, len(out)-1500):])
+			}
+			for _, r := range s.Redis {
+				info, _ := redisInfo(r.Addr, "replication")
+				fmt.Fprintf(&b, "\nredis %s: %s\nlog ends:\n%s", r.Addr, info, r.Output(1500))
+			}
+			s.t.Fatalf("testenv: waited %v for %s (last error: %v)%s", failoverTimeout, what, err, b.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func startSentinelProcess(t testing.TB, bin, master string) (string, *syncBuffer) {
 	t.Helper()
 	host, port, _ := strings.Cut(master, ":")
 	var lastErr error
@@ -178,12 +248,12 @@ func startSentinelProcess(t testing.TB, bin, master string) string {
 		})
 		addr := "127.0.0.1:" + strconv.Itoa(sport)
 		if lastErr = waitForPing(addr, p); lastErr == nil {
-			return addr
+			return addr, out
 		}
 		lastErr = fmt.Errorf("%w\nits output:\n%s", lastErr, out.String())
 	}
 	t.Fatalf("testenv: redis-sentinel did not come up: %v", lastErr)
-	return ""
+	return "", nil
 }
 
 func sentinelClient(addr string) *redis.SentinelClient {
