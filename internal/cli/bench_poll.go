@@ -47,10 +47,7 @@ func (o *observer) poll(c net.Conn, br *bufio.Reader, wait time.Duration) error 
 	if err != nil {
 		return err
 	}
-	o.pollBuf.Reset()
-	_, err = o.pollBuf.ReadFrom(resp.Body)
-	resp.Body.Close()
-	if err != nil {
+	if err := o.readBody(resp); err != nil {
 		return err
 	}
 	var msgs []struct {
@@ -99,10 +96,7 @@ func (o *observer) connectNchanPoll(ctx context.Context) (func() error, error) {
 		if err != nil {
 			return err
 		}
-		o.pollBuf.Reset()
-		_, err = o.pollBuf.ReadFrom(resp.Body)
-		resp.Body.Close()
-		if err != nil {
+		if err := o.readBody(resp); err != nil {
 			return err
 		}
 		switch resp.StatusCode {
@@ -126,4 +120,12 @@ func (o *observer) connectNchanPoll(ctx context.Context) (func() error, error) {
 			}
 		}
 	}, nil
+}
+
+// readBody reads an answer's body into o.pollBuf and closes it.
+func (o *observer) readBody(resp *http.Response) error {
+	o.pollBuf.Reset()
+	_, err := o.pollBuf.ReadFrom(resp.Body)
+	resp.Body.Close()
+	return err
 }
