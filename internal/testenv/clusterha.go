@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -101,39 +100,25 @@ func (c *ReplicatedCluster) slots() ([]redis.ClusterSlot, error) { return slotsO
 
 // slotsOf is CLUSTER SLOTS on addr.
 func slotsOf(addr string) ([]redis.ClusterSlot, error) {
-	cl := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1, DialTimeout: time.Second})
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	return cl.ClusterSlots(ctx).Result()
+	return askOnce(addr, func(ctx context.Context, cl *redis.Client) ([]redis.ClusterSlot, error) {
+		return cl.ClusterSlots(ctx).Result()
+	})
 }
 
-func (c *ReplicatedCluster) server(addr string) *RedisServer {
-	for _, s := range c.Servers {
-		if s.Addr == addr {
-			return s
-		}
-	}
-	c.t.Fatalf("testenv: no cluster server at %s", addr)
-	return nil
-}
+func (c *ReplicatedCluster) server(addr string) *RedisServer { return serverAt(c.t, c.Servers, addr) }
 
 // clusterCommand sends CLUSTER sub to addr and returns its text answer.
 func clusterCommand(addr, sub string) (string, error) {
-	cl := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1, DialTimeout: time.Second})
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	return cl.Do(ctx, "CLUSTER", sub).Text()
+	return askOnce(addr, func(ctx context.Context, cl *redis.Client) (string, error) {
+		return cl.Do(ctx, "CLUSTER", sub).Text()
+	})
 }
 
 func keySlot(t testing.TB, addr, key string) int64 {
 	t.Helper()
-	cl := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1, DialTimeout: time.Second})
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	slot, err := cl.ClusterKeySlot(ctx, key).Result()
+	slot, err := askOnce(addr, func(ctx context.Context, cl *redis.Client) (int64, error) {
+		return cl.ClusterKeySlot(ctx, key).Result()
+	})
 	if err != nil {
 		t.Fatalf("testenv: CLUSTER KEYSLOT: %v", err)
 	}

@@ -99,15 +99,7 @@ func (s *Sentinel) Master() string {
 }
 
 // Server returns the data server at addr.
-func (s *Sentinel) Server(addr string) *RedisServer {
-	for _, r := range s.Redis {
-		if r.Addr == addr {
-			return r
-		}
-	}
-	s.t.Fatalf("testenv: no data server at %s", addr)
-	return nil
-}
+func (s *Sentinel) Server(addr string) *RedisServer { return serverAt(s.t, s.Redis[:], addr) }
 
 // Failover forces a failover (SENTINEL FAILOVER) and waits until the other
 // data server is master and a replica is in sync with the master. A sentinel may
@@ -262,11 +254,9 @@ func sentinelClient(addr string) *redis.SentinelClient {
 
 // redisInfo returns one section of INFO from addr.
 func redisInfo(addr, section string) (string, error) {
-	c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1, DialTimeout: time.Second})
-	defer c.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	return c.Info(ctx, section).Result()
+	return askOnce(addr, func(ctx context.Context, cl *redis.Client) (string, error) {
+		return cl.Info(ctx, section).Result()
+	})
 }
 
 // waitUntil polls cond until it holds, failing the test after a minute.
