@@ -57,7 +57,18 @@ var (
 // cluster. The topic carries the channel's hash tag, so it is in the slot
 // of the keys the script writes, as Cluster requires.
 func sharded(lua string) string {
-	return strings.Replace(lua, "redis.call('PUBLISH'", "redis.call('SPUBLISH'", 1)
+	return rewrite(lua, "redis.call('PUBLISH'", "redis.call('SPUBLISH'")
+}
+
+// rewrite replaces the one occurrence of old in a script's source with new,
+// at package init: a script edited so that old is gone panics at start
+// instead of silently keeping what the variant must not do (a PUBLISH
+// before the replica's confirmation, a PUBLISH that reaches every shard).
+func rewrite(lua, old, new string) string {
+	if strings.Count(lua, old) != 1 {
+		panic(fmt.Sprintf("redis: script variant: want exactly one %q in its source", old))
+	}
+	return strings.Replace(lua, old, new, 1)
 }
 
 // sinceScript returns the history entries with id > since, oldest first, at

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strconv"
-	"strings"
 
 	goredis "github.com/redis/go-redis/v9"
 
@@ -57,7 +56,7 @@ var (
 	// heldAppendScript is Append's script without its PUBLISH.
 	heldAppendScript = goredis.NewScript(storeLua + "return id\n")
 	// heldFireScript is Fire's script without its PUBLISH.
-	heldFireScript = goredis.NewScript(strings.Replace(fireLua, "redis.call('PUBLISH', ARGV[6], msg)\n", "", 1))
+	heldFireScript = goredis.NewScript(rewrite(fireLua, "redis.call('PUBLISH', ARGV[6], msg)\n", ""))
 
 	// publishHeldScript runs publish_held.
 	//
